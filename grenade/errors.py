@@ -1,0 +1,45 @@
+"""Exceptions that carry what the user needs to act: file, line, project, phase."""
+
+from __future__ import annotations
+
+
+class GrenadeError(Exception):
+    """Base of every error grenade reports to the user (printed without a traceback)."""
+
+    exit_code = 1
+
+
+class ConfigError(GrenadeError):
+    """Bad configuration; the message names the key and the file it came from."""
+
+
+class SettingsError(GrenadeError):
+    """A plugin's settings file failed while being sourced."""
+
+
+class TreeError(GrenadeError):
+    """A devstack tree or plugin repository could not be prepared."""
+
+
+class StateError(GrenadeError):
+    """The run state forbids what was asked (a second run, a changed fingerprint...)."""
+
+
+class DeployError(GrenadeError):
+    """The deployer could not stack or unstack the cloud."""
+
+
+class StepFailed(GrenadeError):
+    """A hook exited non-zero or timed out."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code or 1
+
+
+class Interrupted(GrenadeError):
+    """SIGINT/SIGTERM stopped the run; exit code 130 or 143."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.exit_code = 128 + signum

@@ -1,0 +1,156 @@
+"""The plan: every step of a run, in order, as data built before anything runs.
+
+A step is one hook run of one project in one phase. `invoke plan` prints the plan;
+the phase runner executes it; tests compare it as data.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .plugins import Project, Settings
+
+# The fine-grained step kinds, in run order (the `phase` task namespace).
+KINDS: tuple[str, ...] = (
+    "stack-base", "verify-base", "early-create", "create", "verify-pre",
+    "save-state", "shutdown", "snapshot", "verify-noapi", "prep-target", "upgrade",
+    "verify-post", "verify-target", "destroy",
+)
+
+# The coarse, chainable tasks and the kinds each one runs.
+COARSE: dict[str, tuple[str, ...]] = {
+    "base": ("stack-base", "verify-base", "early-create", "create", "verify-pre"),
+    "upgrade": ("save-state", "shutdown", "snapshot", "verify-noapi", "prep-target", "upgrade"),
+    "verify": ("verify-post", "verify-target"),
+    "destroy": ("destroy",),
+}
+
+# resources.sh phase and side for each resource kind (anatomy §7.5).
+RESOURCE_PHASES: dict[str, tuple[str, ...]] = {
+    "early-create": ("early_create",),
+    "create": ("create",),
+    "verify-pre": ("verify", "pre-upgrade"),
+    "verify-noapi": ("verify_noapi", "pre-upgrade"),
+    "verify-post": ("verify", "post-upgrade"),
+    "destroy": ("destroy",),
+}
+REVERSED = {"shutdown", "destroy"}
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    project: str
+    argv: tuple[str, ...]
+    side: str = "base"  # which devstack tree is TOP_DIR: base or target
+    cwd: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    user: str | None = None
+    note: str = ""
+    hosts: str = "local"
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}/{self.project}"
+
+    @property
+    def script(self) -> str:
+        return self.argv[1] if self.argv[:1] == ("bash",) and len(self.argv) > 1 else self.argv[0]
+
+    def describe(self) -> str:
+        return f"{self.kind:13} {self.project:16} {self.hosts:6} {shlex.join(self.argv)}"
+
+
+@dataclass
+class PlanInputs:
+    """What the plan is built from; everything comes from setup."""
+
+    settings: Settings
+    grenade_dir: Path
+    base_branch: str
+    target_branch: str
+    base_release: str
+    stack: tuple[str, ...] | None = None  # the deployer's stack command
+    stack_cwd: str | None = None
+    stack_env: tuple[tuple[str, str], ...] = ()
+    stack_user: str | None = None
+    smoke: tuple[str, ...] | None = None
+    verify_resources: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _hook_steps(kind: str, projects: list[Project], hook: str, args: tuple[str, ...],
+                side: str) -> list[Step]:
+    steps = []
+    for p in projects:
+        path = p.hook(hook)
+        if path is not None:
+            steps.append(Step(kind, p.name, ("bash", str(path), *args), side=side))
+    return steps
+
+
+def _upgrade_steps(inp: PlanInputs) -> list[Step]:
+    steps = []
+    for p in inp.settings.projects:
+        direction, script, exists = p.per_release_script(
+            inp.base_branch, inp.target_branch, inp.base_release)
+        note = f"{direction}-{inp.base_release}/upgrade-{p.name}: " + (
+            "applies" if exists else "none")
+        steps.append(Step("upgrade", p.name, ("bash", str(Path(p.dir) / "upgrade.sh")),
+                          side="target", note=note))
+    return steps
+
+
+def _smoke_step(kind: str, inp: PlanInputs, enabled: bool, side: str) -> list[Step]:
+    if inp.smoke and enabled:
+        return [Step(kind, "smoke", inp.smoke, side=side)]
+    return []
+
+
+def build_plan(inp: PlanInputs) -> list[Step]:
+    """Every step of a full run, in order."""
+    s = inp.settings
+    projects = s.projects
+    gdir = inp.grenade_dir
+    resources = inp.verify_resources and s.verify_resources
+    steps: list[Step] = []
+    for kind in KINDS:
+        ordered = list(reversed(projects)) if kind in REVERSED else projects
+        if kind == "stack-base":
+            if inp.stack:
+                steps.append(Step(kind, "devstack", inp.stack, cwd=inp.stack_cwd,
+                                  env=inp.stack_env, user=inp.stack_user))
+        elif kind == "verify-base":
+            steps += _hook_steps(kind, ordered, "verify.sh", ("base",), "base")
+            steps += _smoke_step(kind, inp, s.base_run_smoke, "base")
+        elif kind in RESOURCE_PHASES:
+            if resources:
+                steps += _hook_steps(kind, ordered, "resources.sh", RESOURCE_PHASES[kind], "base")
+        elif kind == "save-state":
+            steps.append(Step(kind, "grenade", ("bash", str(gdir / "save-state"), "base")))
+        elif kind == "shutdown":
+            steps += _hook_steps(kind, ordered, "shutdown.sh", (), "base")
+        elif kind == "snapshot":
+            steps += _hook_steps(kind, ordered, "snapshot.sh", ("pre_upgrade",), "base")
+        elif kind == "prep-target":
+            steps.append(Step(kind, "grenade", ("bash", str(gdir / "prep-target")),
+                              side="target"))
+        elif kind == "upgrade":
+            steps += _upgrade_steps(inp)
+        elif kind == "verify-target":
+            steps += _hook_steps(kind, ordered, "verify.sh", ("target",), "target")
+            steps += _smoke_step(kind, inp, s.target_run_smoke, "target")
+            steps.append(Step(kind, "save-state", ("bash", str(gdir / "save-state"), "target"),
+                              side="target"))
+    return steps
+
+
+def format_plan(steps: list[Step]) -> str:
+    lines = []
+    for i, step in enumerate(steps, 1):
+        lines.append(f"{i:3}. {step.describe()}")
+        if step.note:
+            lines.append(f"{'':5}{step.note}")
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""The run directory: where each part of a run lives, and the per-run GRENADE_DIR.
+
+GRENADE_DIR holds the bash library hooks source (`grenaderc`, `functions`, `inc/*`),
+a copy of the embedded devstack function set for trees that have none, and the
+effective `localrc` and `pluginrc`, so every hook re-reads the same state.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import REPO_DIR, SHELL_DIR
+from .config import GrenadeConfig
+
+FALLBACK_DEVSTACK = REPO_DIR / "devstack_trees" / "lite"
+FALLBACK_FILES = ("functions", "functions-common", "inc")
+
+
+@dataclass(frozen=True)
+class Paths:
+    stack_root: Path
+    base_release_dir: Path
+    target_release_dir: Path
+    grenade_dir: Path
+    save_dir: Path
+    logs_dir: Path
+    plugin_root: Path
+    cache_dir: Path
+
+    @classmethod
+    def from_config(cls, cfg: GrenadeConfig) -> Paths:
+        root = cfg.stack_root
+        trees = cfg["trees"]
+        cache = trees.get("cache_dir") or str(root / "cache")
+        return cls(
+            stack_root=root,
+            base_release_dir=root / trees["base_name"],
+            target_release_dir=root / trees["target_name"],
+            grenade_dir=root / "grenade",
+            save_dir=root / "save",
+            logs_dir=root / "logs",
+            plugin_root=root / "plugins",
+            cache_dir=Path(cache),
+        )
+
+    @property
+    def base_devstack(self) -> Path:
+        return self.base_release_dir / "devstack"
+
+    @property
+    def target_devstack(self) -> Path:
+        return self.target_release_dir / "devstack"
+
+    @property
+    def state_file(self) -> Path:
+        return self.save_dir / "run-state.json"
+
+
+def localrc_lines(values: dict[str, object]) -> list[str]:
+    """`K=V` lines, each value quoted for bash (nothing in them is ever evaluated)."""
+    lines = []
+    for key, value in values.items():
+        if not key.isidentifier():
+            raise ValueError(f"not a shell variable name: {key!r}")
+        text = {True: "True", False: "False"}.get(value, value) if isinstance(value, bool) \
+            else str(value)
+        lines.append(f"{key}={shlex.quote(text)}")
+    return lines
+
+
+def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, base_branch: str,
+                      target_branch: str, extra_pluginrc: list[str]) -> None:
+    """Populate GRENADE_DIR from the package's shell library and the run's config."""
+    gdir = paths.grenade_dir
+    gdir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(SHELL_DIR, gdir, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    fallback = gdir / "devstack"
+    fallback.mkdir(exist_ok=True)
+    for name in FALLBACK_FILES:
+        src = FALLBACK_DEVSTACK / name
+        if src.is_dir():
+            shutil.copytree(src, fallback / name, dirs_exist_ok=True)
+        elif src.is_file():
+            shutil.copy2(src, fallback / name)
+
+    generated = {
+        "STACK_ROOT": paths.stack_root,
+        "DATA_DIR": paths.stack_root / "data",
+        "BASE_RELEASE": paths.base_release_dir.name,
+        "TARGET_RELEASE": paths.target_release_dir.name,
+        "BASE_RELEASE_DIR": paths.base_release_dir,
+        "TARGET_RELEASE_DIR": paths.target_release_dir,
+        "BASE_DEVSTACK_DIR": paths.base_devstack,
+        "TARGET_DEVSTACK_DIR": paths.target_devstack,
+        "BASE_DEVSTACK_BRANCH": base_branch,
+        "TARGET_DEVSTACK_BRANCH": target_branch,
+        "SAVE_DIR": paths.save_dir,
+        "VERIFY_RESOURCES": bool(cfg["verify_resources"]),
+        "SERVICE_TIMEOUT": 120,
+        "PLUGIN_DIR": paths.plugin_root,
+        "GRENADE_USE_EXTERNAL_DEVSTACK": cfg["deployer"] == "external",
+    }
+    lines = ["# written by grenade setup; edit the run config instead", *localrc_lines(generated)]
+    if cfg["localrc_file"]:
+        lines += [f"# from {cfg['localrc_file']}", Path(cfg["localrc_file"]).read_text()]
+    if cfg["grenade_localrc"]:
+        lines += ["# from config grenade.grenade_localrc", *localrc_lines(cfg["grenade_localrc"])]
+    (gdir / "localrc").write_text("\n".join(lines) + "\n")
+
+    plugin_lines = ["# written by grenade setup"]
+    if cfg["pluginrc_file"]:
+        plugin_lines += [f"# from {cfg['pluginrc_file']}", Path(cfg["pluginrc_file"]).read_text()]
+    plugin_lines += extra_pluginrc
+    (gdir / "pluginrc").write_text("\n".join(plugin_lines) + "\n")
+
+
+def pluginrc_line(name: str, repo: str, branch: str | None) -> str:
+    return shlex.join(["enable_grenade_plugin", name, repo, *([branch] if branch else [])])

@@ -1,0 +1,154 @@
+"""Run state: which steps ran, how they ended, and what the run was made of.
+
+`$SAVE_DIR/run-state.json` is rewritten atomically after every step so that a task
+in a new process (Zuul, a human at a terminal) continues where the last one
+stopped. A lock file held for the life of a task refuses a second run on the same
+stack_root.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import StateError
+
+STATE_VERSION = 1
+PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` so readers see the old or the new file, never a torn one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+@dataclass
+class StepRecord:
+    status: str = PENDING
+    exit_code: int | None = None
+    started: float | None = None
+    duration: float | None = None
+    log: str | None = None
+    host: str = "local"
+    message: str = ""
+
+
+@dataclass
+class RunState:
+    """The persisted state of one run on one stack_root."""
+
+    path: Path
+    run_id: str = ""
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    setup: dict[str, Any] = field(default_factory=dict)  # trees, settings, plan inputs
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    failed_step: str | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> RunState:
+        if not path.exists():
+            return cls(path)
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StateError(f"{path}: run state unreadable ({exc}); "
+                             "`invoke clean` removes it") from None
+        if raw.get("version") != STATE_VERSION:
+            raise StateError(f"{path}: run state version {raw.get('version')} "
+                             f"is not {STATE_VERSION}; `invoke clean` removes it")
+        return cls(
+            path=path,
+            run_id=raw.get("run_id", ""),
+            fingerprint=raw.get("fingerprint", {}),
+            setup=raw.get("setup", {}),
+            steps={k: StepRecord(**v) for k, v in raw.get("steps", {}).items()},
+            failed_step=raw.get("failed_step"),
+        )
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        raw = {
+            "version": STATE_VERSION,
+            "run_id": self.run_id,
+            "fingerprint": self.fingerprint,
+            "setup": self.setup,
+            "steps": {k: vars(v) for k, v in self.steps.items()},
+            "failed_step": self.failed_step,
+        }
+        atomic_write(self.path, json.dumps(raw, separators=(",", ":")))
+
+    @property
+    def is_setup(self) -> bool:
+        return bool(self.setup)
+
+    def reset(self) -> None:
+        """Start a new run: forget steps and setup, keep nothing but the path."""
+        self.run_id = time.strftime("%Y%m%d-%H%M%S")
+        self.fingerprint = {}
+        self.setup = {}
+        self.steps = {}
+        self.failed_step = None
+
+    def record(self, step_id: str) -> StepRecord:
+        return self.steps.setdefault(step_id, StepRecord())
+
+    def status(self, step_id: str) -> str:
+        rec = self.steps.get(step_id)
+        return rec.status if rec else PENDING
+
+
+def fingerprint_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Human-readable list of what changed between two fingerprints."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            changes.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return changes
+
+
+class RunLock:
+    """An exclusive lock on a stack_root, held for the life of one task process."""
+
+    def __init__(self, stack_root: Path) -> None:
+        self.path = stack_root / ".grenade.lock"
+        self._fh: Any = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise StateError(
+                f"another grenade run holds {self.path.parent} (pid {holder}); "
+                "one run per stack_root"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,431 @@
+"""Devstack trees and plugin repositories: real git checkouts prepared with GitPython.
+
+A *tree* is a checkout of a repository (a URL or a local path) at a branch, a tag or a
+commit. Preparing one is idempotent: an existing checkout is fetched and moved, never
+cloned again, and a dirty checkout is refused rather than silently reset.
+
+Object cache
+------------
+When ``cache_dir`` is given, each repository URL gets one bare *mirror* under it
+(``<cache_dir>/<name>-<hash of url>.git``) holding its branches and tags. A tree borrows
+the mirror's objects through git's alternates (``.git/objects/info/alternates``) and
+fetches its refs from the mirror, so preparing a second tree of the same repository
+copies no objects, and re-preparing an up-to-date tree costs two local fetches. The
+mirror never garbage-collects (``gc.auto=0``) because trees depend on its objects.
+The tree's ``origin`` remote still names the real repository.
+
+Release names and from/within
+-----------------------------
+``release_name`` maps a branch to the release that per-release upgrade scripts are named
+after (``from-<release>``, ``within-<release>``); ``upgrade_direction`` picks which of
+the two a run uses.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import re
+import shlex
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from grenade.errors import TreeError
+
+RELEASE_BRANCH_PREFIXES = ("stable/", "proposed/", "unmaintained/")
+
+# Never let git ask for credentials on a terminal: an unreachable repository must fail.
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0"}
+_BRANCH_REFSPECS = ("+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
+_MIRROR_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+_HEX = re.compile(r"[0-9a-fA-F]{4,40}")
+_FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
+_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
+_PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_MAX_LISTED = 10
+
+
+# --- release names -------------------------------------------------------------------
+
+
+def release_name(branch: str, override: str | None = None) -> str:
+    """The release a branch belongs to: ``stable/X``, ``proposed/X``, ``unmaintained/X`` -> X.
+
+    Anything else (master, a topic branch, a tag) is ``master``. ``override`` wins.
+    Unlike the original, ``unmaintained/X`` gives ``X`` (the original's ``master`` is a bug).
+    """
+    if override:
+        return override
+    for prefix in RELEASE_BRANCH_PREFIXES:
+        if branch.startswith(prefix) and len(branch) > len(prefix):
+            return branch[len(prefix) :]
+    return "master"
+
+
+def upgrade_direction(
+    base_branch: str, target_branch: str, *, base_release: str | None = None
+) -> tuple[str, str]:
+    """Which per-release scripts apply: ``("within", rel)`` or ``("from", base rel)``.
+
+    Equal branches are a forward upgrade (``within-<rel>``); anything else, including a
+    skip-level upgrade from N-2, uses ``from-<base release>``. ``base_release`` overrides
+    the release name derived from ``base_branch``.
+    """
+    release = release_name(base_branch, base_release)
+    if base_branch == target_branch:
+        return ("within", release)
+    return ("from", release)
+
+
+# --- data ---------------------------------------------------------------------------
+
+
+@dataclass
+class TreeSpec:
+    """What to check out: ``ref`` (a tag or commit) when given, else ``branch``."""
+
+    repo: str
+    branch: str
+    ref: str | None = None
+    release: str | None = None
+
+
+@dataclass
+class PreparedTree:
+    """A checkout ready to use; ``sha`` is the commit HEAD points at."""
+
+    path: Path
+    repo: str
+    branch: str
+    ref: str | None
+    sha: str
+    release: str
+
+
+# --- preparing trees ----------------------------------------------------------------
+
+
+def normalize_repo(repo: str) -> str:
+    """A repository location as stored: URLs unchanged, local paths made absolute."""
+    if "://" in repo or _SCP_LIKE.match(repo):
+        return repo
+    return str(Path(repo).expanduser().absolute())
+
+
+def mirror_path(repo: str, cache_dir: Path) -> Path:
+    """Where the bare mirror of ``repo`` lives under ``cache_dir``."""
+    url = normalize_repo(repo)
+    base = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")
+    base = re.sub(r"[^\w.-]", "_", base) or "repo"
+    digest = hashlib.sha1(url.encode()).hexdigest()[:12]
+    return Path(cache_dir).absolute() / f"{base}-{digest}.git"
+
+
+def prepare_tree(
+    spec: TreeSpec, dest: Path, cache_dir: Path | None, force: bool = False
+) -> PreparedTree:
+    """Check out ``spec`` into ``dest`` and return where HEAD ended up.
+
+    - ``dest`` missing or empty: a new checkout (through the mirror when ``cache_dir``).
+    - ``dest`` a checkout: fetched and moved to the wanted commit, never re-cloned.
+    - A branch is checked out as a local branch tracking ``origin/<branch>``; a tag or
+      commit as a detached HEAD. A ``branch`` that names no branch but a tag or commit
+      is checked out detached, as devstack's ``git_clone`` does.
+    - Modified or untracked (not ignored) files, or commits on the local branch that
+      upstream does not have, raise TreeError unless ``force``, which discards them.
+    - An unknown ref or an unreachable repository raises TreeError naming both.
+    """
+    url = normalize_repo(spec.repo)
+    dest = Path(dest).absolute()
+    wanted = f"ref {spec.ref!r}" if spec.ref else f"branch {spec.branch!r}"
+    existed = dest.exists()
+    repo, created = _open_or_init(dest, url)
+    try:
+        if not created:
+            _check_clean(repo, dest, force)
+        mirror = _update_mirror(url, Path(cache_dir), wanted) if cache_dir else None
+        if mirror is not None and mirror.git_dir not in _alternate_owners(repo):
+            repo.alternates = [*repo.alternates, str(Path(mirror.git_dir) / "objects")]
+        previous = _rev(repo, f"refs/remotes/origin/{spec.branch}")
+        source = str(mirror.git_dir) if mirror is not None else "origin"
+        _git(repo, url, wanted, "fetch", "-q", "--no-tags", source, *_BRANCH_REFSPECS)
+        branch, sha = _resolve(repo, mirror, spec, url, wanted)
+        if branch is not None:
+            _check_local_branch(repo, dest, branch, previous, force)
+            _git(repo, url, wanted, "checkout", "-q", *_force(force), "-B", branch,
+                 "--track", f"origin/{branch}")
+        else:
+            _git(repo, url, wanted, "checkout", "-q", *_force(force), "--detach", sha)
+        head = repo.head.commit.hexsha
+    except BaseException:
+        if created:
+            _discard(dest, remove_dir=not existed)
+        raise
+    return PreparedTree(
+        path=dest,
+        repo=url,
+        branch=spec.branch,
+        ref=spec.ref,
+        sha=head,
+        release=release_name(spec.branch, spec.release),
+    )
+
+
+def prepare_plugin(
+    name: str,
+    url: str,
+    branch: str,
+    plugin_root: Path,
+    cache_dir: Path | None,
+    force: bool = False,
+) -> PreparedTree:
+    """Check out plugin ``name`` into ``plugin_root/name`` (the original's ``GITDIR[name]``).
+
+    ``branch`` may also be a tag or commit, as in ``enable_grenade_plugin``; the caller
+    supplies the default (the target branch) when pluginrc names none.
+    """
+    if not _PLUGIN_NAME.fullmatch(name):
+        raise TreeError(f"plugin name {name!r} is not a plain directory name")
+    return prepare_tree(TreeSpec(repo=url, branch=branch), Path(plugin_root) / name, cache_dir,
+                        force)
+
+
+def tree_has_devstack_functions(path: Path) -> bool:
+    """True when ``path`` looks like a devstack tree: ``functions`` and ``functions-common``."""
+    path = Path(path)
+    return (path / "functions").is_file() and (path / "functions-common").is_file()
+
+
+def tree_sha(path: Path) -> str:
+    """The commit HEAD of the checkout at ``path`` points at (for resume fingerprints)."""
+    try:
+        return git.Repo(path).head.commit.hexsha
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError) as exc:
+        raise TreeError(f"{path}: not a git checkout with a commit ({exc})") from exc
+
+
+# --- pluginrc -----------------------------------------------------------------------
+
+
+def parse_pluginrc(path: Path) -> list[tuple[str, str, str | None]]:
+    """The ``enable_grenade_plugin name url [branch]`` lines of a pluginrc, in order.
+
+    Blank lines and comments are skipped; anything else is an error naming the file and
+    line. The bash side sources the same file; this only tells us what to clone, so
+    shell variables (which only bash could expand) are refused rather than guessed.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TreeError(f"{path}: cannot read pluginrc: {exc.strerror}") from exc
+    plugins: list[tuple[str, str, str | None]] = []
+    seen: dict[str, int] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        where = f"{path}:{lineno}"
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise TreeError(f"{where}: cannot parse {line.strip()!r}: {exc}") from exc
+        if not words:
+            continue
+        if words[0] != "enable_grenade_plugin" or len(words) not in (3, 4):
+            raise TreeError(
+                f"{where}: expected 'enable_grenade_plugin <name> <url> [branch]', "
+                f"got {line.strip()!r}"
+            )
+        if any("$" in word or "`" in word for word in words):
+            raise TreeError(f"{where}: shell expansions are not supported: {line.strip()!r}")
+        name, url = words[1], words[2]
+        if not _PLUGIN_NAME.fullmatch(name):
+            raise TreeError(f"{where}: plugin name {name!r} is not a plain directory name")
+        if name in seen:
+            raise TreeError(f"{where}: plugin {name!r} already enabled at line {seen[name]}")
+        seen[name] = lineno
+        plugins.append((name, url, words[3] if len(words) == 4 else None))
+    return plugins
+
+
+# --- internals ----------------------------------------------------------------------
+
+
+def _force(force: bool) -> tuple[str, ...]:
+    return ("-f",) if force else ()
+
+
+def _git(repo: git.Repo, url: str, wanted: str, *args: str) -> str:
+    """Run one git command in ``repo``; failures become TreeError naming repo and ref."""
+    try:
+        return repo.git.execute(["git", *args], env=_GIT_ENV)
+    except git.GitCommandError as exc:
+        raise TreeError(f"{url} ({wanted}): git {args[0]} failed: {_git_error(exc)}") from exc
+
+
+def _git_error(exc: git.GitCommandError) -> str:
+    """git's own complaint, one line: its fatal/error lines, else its last line."""
+    text = str(exc.stderr or "").strip().removeprefix("stderr:").strip().strip("'").strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    return "; ".join(errors or lines[-1:]) or f"exit status {exc.status}"
+
+
+def _rev(repo: git.Repo, name: str) -> str | None:
+    """The commit ``name`` resolves to in ``repo``, or None."""
+    try:
+        return repo.git.rev_parse("--verify", "-q", f"{name}^{{commit}}") or None
+    except git.GitCommandError:
+        return None
+
+
+def _open_or_init(dest: Path, url: str) -> tuple[git.Repo, bool]:
+    """Open the checkout at ``dest`` (pointing origin at ``url``) or start a new one."""
+    if (dest / ".git").exists():
+        try:
+            repo = git.Repo(dest)
+        except git.InvalidGitRepositoryError as exc:
+            raise TreeError(f"{dest}: broken git checkout ({exc})") from exc
+        if "origin" not in [remote.name for remote in repo.remotes]:
+            repo.create_remote("origin", url)
+        elif repo.remotes.origin.url != url:
+            repo.remotes.origin.set_url(url)
+        return repo, False
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise TreeError(f"{dest}: exists and is not a git checkout; move it away first")
+    repo = git.Repo.init(dest)
+    repo.create_remote("origin", url)
+    return repo, True
+
+
+def _discard(dest: Path, remove_dir: bool) -> None:
+    """Undo a checkout this call started (a failed first clone leaves nothing behind)."""
+    shutil.rmtree(dest / ".git", ignore_errors=True)
+    if remove_dir and dest.is_dir() and not any(dest.iterdir()):
+        dest.rmdir()
+
+
+def _dirty_files(repo: git.Repo) -> list[str]:
+    out = repo.git.status("--porcelain=v1", "-z", "--untracked-files=all")
+    entries = out.split("\0")
+    files: list[str] = []
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if not entry:
+            continue
+        files.append(entry[3:])
+        if entry[0] in "RC":  # a rename/copy is followed by its source path
+            i += 1
+    return files
+
+
+def _check_clean(repo: git.Repo, dest: Path, force: bool) -> None:
+    if not repo.head.is_valid():
+        return  # nothing checked out yet (an interrupted first preparation)
+    files = _dirty_files(repo)
+    if not files:
+        return
+    if not force:
+        listed = ", ".join(files[:_MAX_LISTED])
+        more = f" and {len(files) - _MAX_LISTED} more" if len(files) > _MAX_LISTED else ""
+        raise TreeError(
+            f"{dest}: checkout has local changes ({listed}{more}); "
+            "commit or remove them, or prepare with force to discard them"
+        )
+    repo.git.reset("-q", "--hard")
+    repo.git.clean("-q", "-f", "-d")
+
+
+def _check_local_branch(
+    repo: git.Repo, dest: Path, branch: str, previous: str | None, force: bool
+) -> None:
+    """Refuse to move a local branch that carries commits upstream does not have."""
+    local = _rev(repo, f"refs/heads/{branch}")
+    upstream = _rev(repo, f"refs/remotes/origin/{branch}")
+    if force or local is None or local in (previous, upstream):
+        return
+    if upstream is not None and repo.is_ancestor(local, upstream):
+        return
+    raise TreeError(
+        f"{dest}: local branch {branch!r} is at {local[:12]}, which origin/{branch} does "
+        "not contain; push or remove those commits, or prepare with force to reset it"
+    )
+
+
+def _alternate_owners(repo: git.Repo) -> list[str]:
+    return [str(Path(alt).parent) for alt in repo.alternates]
+
+
+@contextmanager
+def _locked(lock_file: Path) -> Iterator[None]:
+    """Serialise mirror updates between processes preparing trees at the same time."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _update_mirror(url: str, cache_dir: Path, wanted: str) -> git.Repo:
+    """Create or refresh the bare mirror of ``url`` and return it."""
+    path = mirror_path(url, cache_dir)
+    with _locked(path.with_suffix(".lock")):
+        created = not path.exists()
+        if created:
+            mirror = git.Repo.init(path, bare=True)
+            mirror.create_remote("origin", url)
+            with mirror.config_writer() as config:
+                # Trees borrow these objects through alternates: never prune them.
+                config.set_value("gc", "auto", "0")
+        else:
+            mirror = git.Repo(path)
+        try:
+            _git(mirror, url, wanted, "fetch", "-q", "--prune", "origin", *_MIRROR_REFSPECS)
+        except TreeError:
+            if created:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+    return mirror
+
+
+def _resolve(
+    repo: git.Repo, mirror: git.Repo | None, spec: TreeSpec, url: str, wanted: str
+) -> tuple[str | None, str]:
+    """(branch to track or None for a detached HEAD, commit) for ``spec`` in ``repo``."""
+    if spec.ref is None:
+        sha = _rev(repo, f"refs/remotes/origin/{spec.branch}")
+        if sha is not None:
+            return spec.branch, sha
+    ref = spec.ref or spec.branch
+    source = mirror if mirror is not None else repo
+    if ref.startswith("refs/"):
+        # A ref outside branches and tags (a Gerrit change): fetch it by name.
+        _git(source, url, wanted, "fetch", "-q", "origin", f"+{ref}:{ref}")
+        sha = _rev(source, ref)
+        if sha is not None:
+            return None, sha
+    for name in (f"refs/tags/{ref}", f"refs/remotes/origin/{ref}"):
+        sha = _rev(repo, name)
+        if sha is not None:
+            return None, sha
+    if _HEX.fullmatch(ref):
+        sha = _rev(repo, ref)
+        if sha is None and _FULL_SHA.fullmatch(ref):
+            # Not on any branch or tag: servers may still serve it by id. Pin it so the
+            # mirror keeps it reachable.
+            try:
+                _git(source, url, wanted, "fetch", "-q", "origin",
+                     f"{ref}:refs/grenade/pins/{ref}")
+            except TreeError:
+                pass
+            sha = _rev(repo, ref)
+        if sha is not None:
+            return None, sha
+    raise TreeError(f"{url}: unknown {wanted}: no such branch, tag or commit")

@@ -1,0 +1,122 @@
+"""grenade's tasks: `invoke setup base upgrade verify destroy` runs an upgrade test.
+
+Tasks are thin: they map arguments onto `grenade.phases`. Configuration comes from
+invoke's config under a `grenade:` key (`invoke -f run.yaml ...`, `invoke.yaml`,
+`INVOKE_GRENADE_*`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from invoke import Collection, Context, Exit, Task, task
+
+from grenade.config import DEFAULTS, GrenadeConfig
+from grenade.errors import GrenadeError
+from grenade.phases import Run, coarse_kinds, kinds_between
+from grenade.plan import KINDS
+
+
+def _guard(body: Callable[..., Any]) -> Callable[..., Any]:
+    """Report grenade's errors as a message and an exit code, without a traceback."""
+
+    @functools.wraps(body)
+    def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return body(c, *args, **kwargs)
+        except GrenadeError as exc:
+            raise Exit(f"grenade: {exc}", code=exc.exit_code) from None
+
+    return wrapper
+
+
+def _run(c: Context) -> Run:
+    return Run(GrenadeConfig.from_invoke(c.config))
+
+
+@task(help={"force": "start a new run even if this stack_root is set up"})
+@_guard
+def setup(c, force=False):
+    """Prepare trees, GRENADE_DIR, plugins and settings; print trees, SHAs and projects."""
+    with _run(c) as run:
+        run.setup(force=force)
+
+
+def _coarse(name: str, doc: str) -> Task:
+    @_guard
+    def body(c, force=False):
+        with _run(c) as run:
+            run.run_kinds(coarse_kinds(name), force=force)
+
+    body.__doc__ = doc
+    body.__name__ = name
+    return task(body, name=name, help={"force": "re-run steps already done"})
+
+
+base = _coarse("base", "Stack the base cloud, verify it, create resources and verify them.")
+upgrade = _coarse("upgrade", "Save state, shut down (reverse order), snapshot, verify with "
+                  "the APIs down, prepare the target and upgrade every project.")
+verify = _coarse("verify", "Verify resources after the upgrade, verify the target, save state.")
+destroy = _coarse("destroy", "Destroy the resources (reverse project order).")
+
+
+@task(help={
+    "from": "first step kind to run (earlier ones are skipped, not checked)",
+    "to": "last step kind to run",
+    "resume": "continue a failed run at its failed step (checks trees, projects, config)",
+    "force": "start a new run from scratch",
+})
+@_guard
+def run(c, from_=None, to=None, resume=False, force=False):
+    """Run the whole flow: setup, base, upgrade, verify, destroy."""
+    with _run(c) as r:
+        if force:
+            r.setup(force=True)
+        else:
+            r.ensure_setup()
+        r.run_kinds(kinds_between(from_, to), resume=resume, check_order=from_ is None)
+        r.say(r.summary_text())
+
+
+@task
+@_guard
+def plan(c):
+    """Print every step (phase, project, script, argv, per-release script) without running."""
+    with _run(c) as r:
+        r.ensure_setup()
+        r.print_plan()
+
+
+@task
+@_guard
+def status(c):
+    """Show the run state of this stack_root: each step, its status and duration."""
+    with _run(c) as r:
+        print(r.status_text())
+
+
+@task(help={"logs": "remove the logs too", "trees": "remove the base and target trees too"})
+@_guard
+def clean(c, logs=False, trees=False):
+    """Stop what the deployer started and remove the run's state (logs kept unless asked)."""
+    with _run(c) as r:
+        r.clean(logs=logs, trees=trees)
+
+
+def _phase(kind: str) -> Task:
+    @_guard
+    def body(c, force=False):
+        with _run(c) as r:
+            r.run_kinds([kind], force=force)
+
+    body.__doc__ = f"Run the {kind} steps only."
+    body.__name__ = kind.replace("-", "_")
+    return task(body, name=kind, help={"force": "re-run steps already done"})
+
+
+phase = Collection("phase", *(_phase(k) for k in KINDS))
+
+ns = Collection(setup, base, upgrade, verify, destroy, run, plan, status, clean, phase)
+ns.configure({"grenade": DEFAULTS})

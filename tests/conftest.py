@@ -1,0 +1,54 @@
+"""Shared fixtures: a run config on a tmp stack_root with the fixture projects."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def write_config(path: Path, stack_root: Path, **grenade: Any) -> Path:
+    data: dict[str, Any] = {
+        "stack_root": str(stack_root),
+        "deployer": "external",
+        "projects_dirs": [str(FIXTURES / "projects")],
+        "enabled_services": "alpha,beta",
+        "timeout": 60,
+    }
+    data.update(grenade)
+    path.write_text(yaml.safe_dump({"grenade": data}))
+    return path
+
+
+@pytest.fixture
+def run_yaml(tmp_path: Path) -> Callable[..., Path]:
+    """Write run.yaml for a stack_root under tmp_path; keyword args override keys."""
+
+    def make(**grenade: Any) -> Path:
+        return write_config(tmp_path / "run.yaml", tmp_path / "stack", **grenade)
+
+    return make
+
+
+def invoke(config: Path, *tasks: str, env: dict[str, str] | None = None,
+           timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `invoke -f config TASK...` in its own process, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "-r", str(REPO), "-f", str(config), *tasks],
+        cwd=config.parent, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def trace(stack_root: Path) -> list[str]:
+    path = stack_root / "save" / "trace.log"
+    return path.read_text().splitlines() if path.exists() else []
