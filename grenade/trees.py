@@ -157,8 +157,18 @@ def prepare_tree(
         branch, sha = _resolve(repo, mirror, spec, url, wanted)
         if branch is not None:
             _check_local_branch(repo, dest, branch, previous, force)
-            _git(repo, url, wanted, "checkout", "-q", *_force(force), "-B", branch,
-                 "--track", f"origin/{branch}")
+            _git(
+                repo,
+                url,
+                wanted,
+                "checkout",
+                "-q",
+                *_force(force),
+                "-B",
+                branch,
+                "--track",
+                f"origin/{branch}",
+            )
         else:
             _git(repo, url, wanted, "checkout", "-q", *_force(force), "--detach", sha)
         head = repo.head.commit.hexsha
@@ -191,8 +201,9 @@ def prepare_plugin(
     """
     if not _PLUGIN_NAME.fullmatch(name):
         raise TreeError(f"plugin name {name!r} is not a plain directory name")
-    return prepare_tree(TreeSpec(repo=url, branch=branch), Path(plugin_root) / name, cache_dir,
-                        force)
+    return prepare_tree(
+        TreeSpec(repo=url, branch=branch), Path(plugin_root) / name, cache_dir, force
+    )
 
 
 def tree_has_devstack_functions(path: Path) -> bool:
@@ -421,8 +432,7 @@ def _resolve(
             # Not on any branch or tag: servers may still serve it by id. Pin it so the
             # mirror keeps it reachable.
             try:
-                _git(source, url, wanted, "fetch", "-q", "origin",
-                     f"{ref}:refs/grenade/pins/{ref}")
+                _git(source, url, wanted, "fetch", "-q", "origin", f"{ref}:refs/grenade/pins/{ref}")
             except TreeError:
                 pass
             sha = _rev(repo, ref)

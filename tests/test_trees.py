@@ -83,7 +83,9 @@ def head_branch(path: Path) -> str | None:
 # --- preparing trees ----------------------------------------------------------------
 
 
-def test_clone_checks_out_a_tracking_branch(upstream: Upstream, tmp_path: Path, cache: Path):
+def test_clone_checks_out_a_tracking_branch(
+    upstream: Upstream, tmp_path: Path, cache: Path
+) -> None:
     dest = tmp_path / "stack" / "old" / "devstack"
     tree = prepare_tree(TreeSpec(str(upstream.path), "stable/2025.1"), dest, cache)
 
@@ -103,7 +105,9 @@ def test_clone_checks_out_a_tracking_branch(upstream: Upstream, tmp_path: Path, 
     assert tree_sha(dest) == upstream.stable
 
 
-def test_reuse_fetches_instead_of_recloning(upstream: Upstream, tmp_path: Path, cache: Path):
+def test_reuse_fetches_instead_of_recloning(
+    upstream: Upstream, tmp_path: Path, cache: Path
+) -> None:
     dest = tmp_path / "old"
     spec = TreeSpec(str(upstream.path), "master")
     prepare_tree(spec, dest, cache)
@@ -118,10 +122,11 @@ def test_reuse_fetches_instead_of_recloning(upstream: Upstream, tmp_path: Path, 
     assert again.sha == upstream.master
     assert marker.read_text() == "survives"
     assert (dest / ".git").stat().st_ino == inode
+    assert git.Repo(dest).alternates == [str(mirror_path(spec.repo, cache) / "objects")]
     assert elapsed <= 1.0
 
 
-def test_update_to_a_new_upstream_commit(upstream: Upstream, tmp_path: Path, cache: Path):
+def test_update_to_a_new_upstream_commit(upstream: Upstream, tmp_path: Path, cache: Path) -> None:
     dest = tmp_path / "new"
     spec = TreeSpec(str(upstream.path), "stable/2025.1")
     prepare_tree(spec, dest, cache)
@@ -134,7 +139,7 @@ def test_update_to_a_new_upstream_commit(upstream: Upstream, tmp_path: Path, cac
     assert head_branch(dest) == "stable/2025.1"
 
 
-def test_switch_branch_tag_sha_and_back(upstream: Upstream, tmp_path: Path, cache: Path):
+def test_switch_branch_tag_sha_and_back(upstream: Upstream, tmp_path: Path, cache: Path) -> None:
     dest = tmp_path / "tree"
     url = str(upstream.path)
 
@@ -156,7 +161,9 @@ def test_switch_branch_tag_sha_and_back(upstream: Upstream, tmp_path: Path, cach
     assert head_branch(dest) == "master"
 
 
-def test_commit_on_no_branch_and_change_refs(upstream: Upstream, tmp_path: Path, cache: Path):
+def test_commit_on_no_branch_and_change_refs(
+    upstream: Upstream, tmp_path: Path, cache: Path
+) -> None:
     orphan = upstream.commit("master", "change", "under review\n")
     upstream.repo.git.update_ref("refs/changes/01/1/1", orphan)
     upstream.repo.git.reset("-q", "--hard", upstream.master)
@@ -170,7 +177,9 @@ def test_commit_on_no_branch_and_change_refs(upstream: Upstream, tmp_path: Path,
     assert (tmp_path / "b" / "change").read_text() == "under review\n"
 
 
-def test_dirty_tree_is_refused_and_force_resets(upstream: Upstream, tmp_path: Path, cache: Path):
+def test_dirty_tree_is_refused_and_force_resets(
+    upstream: Upstream, tmp_path: Path, cache: Path
+) -> None:
     dest = tmp_path / "tree"
     spec = TreeSpec(str(upstream.path), "master")
     prepare_tree(spec, dest, cache)
@@ -192,7 +201,7 @@ def test_dirty_tree_is_refused_and_force_resets(upstream: Upstream, tmp_path: Pa
     assert (dest / "stack.log").exists()  # ignored files are not dirt
 
 
-def test_ignored_files_do_not_make_a_tree_dirty(upstream: Upstream, tmp_path: Path):
+def test_ignored_files_do_not_make_a_tree_dirty(upstream: Upstream, tmp_path: Path) -> None:
     dest = tmp_path / "tree"
     spec = TreeSpec(str(upstream.path), "master")
     prepare_tree(spec, dest, None)
@@ -200,7 +209,7 @@ def test_ignored_files_do_not_make_a_tree_dirty(upstream: Upstream, tmp_path: Pa
     assert prepare_tree(spec, dest, None).sha == upstream.master
 
 
-def test_local_commits_on_the_branch_are_refused(upstream: Upstream, tmp_path: Path):
+def test_local_commits_on_the_branch_are_refused(upstream: Upstream, tmp_path: Path) -> None:
     dest = tmp_path / "tree"
     spec = TreeSpec(str(upstream.path), "master")
     prepare_tree(spec, dest, None)
@@ -217,7 +226,7 @@ def test_local_commits_on_the_branch_are_refused(upstream: Upstream, tmp_path: P
     assert prepare_tree(spec, dest, None, force=True).sha == upstream.master
 
 
-def test_unknown_ref_names_repo_and_ref(upstream: Upstream, tmp_path: Path, cache: Path):
+def test_unknown_ref_names_repo_and_ref(upstream: Upstream, tmp_path: Path, cache: Path) -> None:
     url = str(upstream.path)
     with pytest.raises(TreeError) as err:
         prepare_tree(TreeSpec(url, "master", ref="no-such-tag"), tmp_path / "a", cache)
@@ -229,7 +238,7 @@ def test_unknown_ref_names_repo_and_ref(upstream: Upstream, tmp_path: Path, cach
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
-def test_unreachable_repo_names_repo_and_ref(tmp_path: Path, use_cache: bool):
+def test_unreachable_repo_names_repo_and_ref(tmp_path: Path, use_cache: bool) -> None:
     missing = str(tmp_path / "no-such-repo")
     cache = tmp_path / "cache" if use_cache else None
     with pytest.raises(TreeError) as err:
@@ -242,7 +251,7 @@ def test_unreachable_repo_names_repo_and_ref(tmp_path: Path, use_cache: bool):
 
 def test_second_tree_borrows_objects_from_the_cache(
     upstream: Upstream, tmp_path: Path, cache: Path
-):
+) -> None:
     url = str(upstream.path)
     base = prepare_tree(TreeSpec(url, "stable/2025.1"), tmp_path / "old", cache)
     target = prepare_tree(TreeSpec(url, "master"), tmp_path / "new", cache)
@@ -252,14 +261,12 @@ def test_second_tree_borrows_objects_from_the_cache(
     for tree in (base, target):
         repo = git.Repo(tree.path)
         assert repo.alternates == [str(mirror / "objects")]
-        counts = dict(
-            line.split(": ") for line in repo.git.count_objects("-v").splitlines()
-        )
+        counts = dict(line.split(": ") for line in repo.git.count_objects("-v").splitlines())
         assert counts["count"] == "0" and counts["packs"] == "0"
     assert [p.name for p in cache.glob("*.git")] == [mirror.name]
 
 
-def test_existing_non_checkout_is_refused(upstream: Upstream, tmp_path: Path):
+def test_existing_non_checkout_is_refused(upstream: Upstream, tmp_path: Path) -> None:
     dest = tmp_path / "tree"
     dest.mkdir()
     (dest / "precious").write_text("not a checkout\n")
@@ -268,7 +275,7 @@ def test_existing_non_checkout_is_refused(upstream: Upstream, tmp_path: Path):
     assert (dest / "precious").exists()
 
 
-def test_tree_has_devstack_functions(upstream: Upstream, tmp_path: Path):
+def test_tree_has_devstack_functions(upstream: Upstream, tmp_path: Path) -> None:
     tree = prepare_tree(TreeSpec(str(upstream.path), "master"), tmp_path / "t", None)
     assert tree_has_devstack_functions(tree.path)
     assert not tree_has_devstack_functions(tmp_path)
@@ -277,7 +284,7 @@ def test_tree_has_devstack_functions(upstream: Upstream, tmp_path: Path):
 # --- plugins ------------------------------------------------------------------------
 
 
-def test_plugins_from_a_pluginrc(upstream: Upstream, tmp_path: Path, cache: Path):
+def test_plugins_from_a_pluginrc(upstream: Upstream, tmp_path: Path, cache: Path) -> None:
     other = make_upstream(tmp_path / "other-plugin")
     pluginrc = tmp_path / "pluginrc"
     pluginrc.write_text(
@@ -303,7 +310,7 @@ def test_plugins_from_a_pluginrc(upstream: Upstream, tmp_path: Path, cache: Path
     assert head_branch(plugin_root / "ironic") == "master"
 
 
-def test_plugin_branch_may_be_a_tag(upstream: Upstream, tmp_path: Path):
+def test_plugin_branch_may_be_a_tag(upstream: Upstream, tmp_path: Path) -> None:
     tree = prepare_plugin("heat", str(upstream.path), "2025.1.0", tmp_path / "plugins", None)
     assert tree.sha == upstream.stable
     assert head_branch(tree.path) is None
@@ -320,7 +327,7 @@ def test_plugin_branch_may_be_a_tag(upstream: Upstream, tmp_path: Path):
         ("enable_grenade_plugin ../heat https://x", "plain directory name"),
     ],
 )
-def test_malformed_pluginrc_line_is_named(tmp_path: Path, line: str, complaint: str):
+def test_malformed_pluginrc_line_is_named(tmp_path: Path, line: str, complaint: str) -> None:
     pluginrc = tmp_path / "pluginrc"
     pluginrc.write_text(f"# plugins\nenable_grenade_plugin ok https://x\n{line}\n")
     with pytest.raises(TreeError) as err:
@@ -329,7 +336,7 @@ def test_malformed_pluginrc_line_is_named(tmp_path: Path, line: str, complaint: 
     assert complaint in str(err.value)
 
 
-def test_duplicate_plugin_in_pluginrc(tmp_path: Path):
+def test_duplicate_plugin_in_pluginrc(tmp_path: Path) -> None:
     pluginrc = tmp_path / "pluginrc"
     pluginrc.write_text("enable_grenade_plugin a https://x\nenable_grenade_plugin a https://y\n")
     with pytest.raises(TreeError, match=r"pluginrc:2: plugin 'a' already enabled at line 1"):
@@ -353,7 +360,7 @@ def test_duplicate_plugin_in_pluginrc(tmp_path: Path):
         ("master", "2026.1", "2026.1"),
     ],
 )
-def test_release_name(branch: str, override: str | None, expected: str):
+def test_release_name(branch: str, override: str | None, expected: str) -> None:
     assert release_name(branch, override) == expected
 
 
@@ -370,9 +377,9 @@ def test_release_name(branch: str, override: str | None, expected: str):
         ("master", "master", ("within", "master")),
     ],
 )
-def test_upgrade_direction(base: str, target: str, expected: tuple[str, str]):
+def test_upgrade_direction(base: str, target: str, expected: tuple[str, str]) -> None:
     assert upgrade_direction(base, target) == expected
 
 
-def test_upgrade_direction_honours_a_base_release_override():
+def test_upgrade_direction_honours_a_base_release_override() -> None:
     assert upgrade_direction("feature/x", "master", base_release="2025.2") == ("from", "2025.2")

@@ -35,7 +35,8 @@ class DeployContext:
     base_branch: str
     target_branch: str
     config: dict  # the validated `grenade:` config as a plain dict
-    devstack_localrc: dict[str, list[str]] = field(default_factory=dict)  # side -> lines
+    # side -> [(settings file, line)], from `devstack_localrc base|target ...` in settings
+    devstack_localrc: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 class Deployer(Protocol):
