@@ -208,6 +208,11 @@ class GrenadeConfig:
 
     @classmethod
     def from_invoke(cls, config: Any) -> GrenadeConfig:
+        runtime = getattr(config, "_runtime_path", None)
+        if runtime and not os.path.isfile(runtime):
+            # invoke skips a missing -f file silently; running with defaults instead
+            # would deploy into /opt/stack.
+            raise ConfigError(f"{runtime}: no such config file (invoke -f)")
         return cls.load(layers_from_invoke(config))
 
     @classmethod

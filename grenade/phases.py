@@ -225,6 +225,9 @@ class Run:
             stack_user=pi["stack_user"],
             smoke=tuple(pi["smoke"]) if pi["smoke"] else None,
             verify_resources=bool(self.cfg["verify_resources"]),
+            base_release_name=self.paths.base_release_dir.name,
+            target_release_name=self.paths.target_release_dir.name,
+            target_devstack=str(self.paths.target_devstack),
         ))
 
     def fingerprint(self) -> dict[str, Any]:

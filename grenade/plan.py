@@ -78,6 +78,9 @@ class PlanInputs:
     stack_user: str | None = None
     smoke: tuple[str, ...] | None = None
     verify_resources: bool = True
+    base_release_name: str = "old"  # the release directory names, as in SAVE_DIR dumps
+    target_release_name: str = "new"
+    target_devstack: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -129,7 +132,8 @@ def build_plan(inp: PlanInputs) -> list[Step]:
             if resources:
                 steps += _hook_steps(kind, ordered, "resources.sh", RESOURCE_PHASES[kind], "base")
         elif kind == "save-state":
-            steps.append(Step(kind, "grenade", ("bash", str(gdir / "save-state"), "base")))
+            steps.append(Step(kind, "grenade", ("bash", str(gdir / "save-state"),
+                                                      inp.base_release_name)))
         elif kind == "shutdown":
             steps += _hook_steps(kind, ordered, "shutdown.sh", (), "base")
         elif kind == "snapshot":
@@ -142,8 +146,9 @@ def build_plan(inp: PlanInputs) -> list[Step]:
         elif kind == "verify-target":
             steps += _hook_steps(kind, ordered, "verify.sh", ("target",), "target")
             steps += _smoke_step(kind, inp, s.target_run_smoke, "target")
-            steps.append(Step(kind, "save-state", ("bash", str(gdir / "save-state"), "target"),
-                              side="target"))
+            steps.append(Step(kind, "save-state", (
+                "bash", str(gdir / "save-state"), inp.target_release_name, inp.target_devstack),
+                side="target"))
     return steps
 
 

@@ -155,10 +155,8 @@ def test_five_tasks_in_five_processes_equal_run(run_yaml, tmp_path):
 
     other = tmp_path / "other"
     other.mkdir()
-    config2 = run_yaml()
-    config2 = config2.rename(other / "run.yaml")
-    text = config2.read_text().replace(str(tmp_path / "stack"), str(other / "stack"))
-    config2.write_text(text)
+    config2 = other / "run.yaml"
+    config2.write_text(config.read_text().replace(str(tmp_path / "stack"), str(other / "stack")))
     proc = invoke(config2, "run")
     assert proc.returncode == 0, proc.stderr
     assert separate == trace(other / "stack")
@@ -344,6 +342,12 @@ def _wait_for(cond, timeout: float = 30) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not met")
+
+
+def test_missing_config_file_is_an_error(tmp_path):
+    proc = invoke(tmp_path / "nope.yaml", "status")
+    assert proc.returncode == 1
+    assert "nope.yaml: no such config file" in proc.stderr
 
 
 def test_bad_config_key_named_with_file(run_yaml):

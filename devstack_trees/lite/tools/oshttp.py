@@ -1,0 +1,1 @@
+../../../grenade/shell/tools/oshttp.py

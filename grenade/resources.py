@@ -1,0 +1,239 @@
+"""The resource store: ``$SAVE_DIR/grenade_db.ini``, shared with the bash side.
+
+Plugins remember resources between phases with ``resource_save project key value``
+and ``resource_get project key`` (``grenade/shell/inc/plugin``); this module reads and
+writes the same file with the same rules, so either side can write what the other
+reads:
+
+* One ``[section]`` per key space (sections are shared: neutron saves under
+  ``network``, nova reads from it), lines ``key = value``; the first matching line of
+  a key wins.
+* A value devstack's ``iniget`` would return unchanged is stored raw, so the
+  original tools still read the file.  Anything else (newlines, tabs, leading or
+  trailing or double blanks, glob characters, a leading ``-n``-like echo option,
+  text starting with the marker) is stored as ``grenade-b64:<base64 of the UTF-8
+  bytes>``.  Nothing is ever evaluated.
+* Writers hold ``flock`` on ``<file>.lock`` and replace the file atomically, so
+  readers need no lock.
+
+``read_results`` reads the ``resource_result`` reports (one JSON object per line).
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+DB_FILE = "grenade_db.ini"
+RESULTS_FILE = "resource-results.jsonl"
+MARKER = "grenade-b64:"
+
+_BLANKS = " \t"
+_ASCII_SPACE = " \t\n\r\v\f"
+_NOT_RAW_CHARS = frozenset("\n\r\t\v\f*?[")
+
+
+def _to_bytes(text: str) -> bytes:
+    # surrogateescape: bytes bash wrote that are not UTF-8 survive a round trip.
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _to_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+def is_raw(value: str) -> bool:
+    """Whether ``value`` is stored as plain text (devstack's iniget returns it as is)."""
+    if value.startswith(MARKER) or _NOT_RAW_CHARS.intersection(value):
+        return False
+    if value.startswith(" ") or value.endswith(" ") or "  " in value:
+        return False
+    if any(op + "(" in value for op in "+@!"):
+        return False
+    first = value.split(" ", 1)[0]
+    # bash's echo would take these as options (iniget echoes unquoted).
+    return not (len(first) > 1 and first[0] == "-" and set(first[1:]) <= set("neE"))
+
+
+def encode_value(value: str) -> str:
+    """The text stored after ``key = `` for ``value``."""
+    if is_raw(value):
+        return value
+    return MARKER + base64.b64encode(_to_bytes(value)).decode("ascii")
+
+
+def decode_value(stored: str) -> str:
+    """The value for the text stored after ``key = ``."""
+    if stored.startswith(MARKER):
+        return _to_text(base64.b64decode(stored[len(MARKER) :], validate=True))
+    return stored
+
+
+def _check_name(what: str, name: str) -> None:
+    bad = not name or "\n" in name or "\r" in name or name != name.strip(_ASCII_SPACE)
+    if what == "key":
+        bad = bad or "=" in name or name[:1] in ("[", "#", ";")
+    else:
+        bad = bad or "]" in name
+    if bad:
+        raise ValueError(f"resource store: bad {what} name {name!r}")
+
+
+def _header(line: str) -> str | None:
+    """Section name of a header line (``[name]...``), else None."""
+    if not line.startswith("[") or "]" not in line:
+        return None
+    return line[1:].split("]", 1)[0].strip(_BLANKS)
+
+
+def _value_of(line: str, key: str) -> str | None:
+    """The trimmed value if ``line`` is ``key<blanks>=value``, else None."""
+    if not line.startswith(key):
+        return None
+    rest = line[len(key) :].lstrip(_BLANKS)
+    if not rest.startswith("="):
+        return None
+    return rest[1:].strip(_BLANKS)
+
+
+def _split_lines(text: str) -> list[str]:
+    # Only "\n" ends a line, as for bash's read; a final newline adds no line.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+class ResourceStore:
+    """The INI resource store at ``path`` (normally ``$SAVE_DIR/grenade_db.ini``)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.lock_path = Path(f"{self.path}.lock")
+
+    @classmethod
+    def in_save_dir(cls, save_dir: str | os.PathLike[str]) -> ResourceStore:
+        return cls(Path(save_dir) / DB_FILE)
+
+    def _lines(self) -> list[str]:
+        try:
+            return _split_lines(_to_text(self.path.read_bytes()))
+        except FileNotFoundError:
+            return []
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "ab") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _replace(self, lines: list[str]) -> None:
+        data = _to_bytes("".join(line + "\n" for line in lines))
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".tmp.", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, section: str, key: str) -> str | None:
+        """The value of ``key`` in ``section``, or None when it is not stored."""
+        current = None
+        for line in self._lines():
+            name = _header(line)
+            if name is not None:
+                current = name
+                continue
+            if current == section:
+                stored = _value_of(line, key)
+                if stored is not None:
+                    return decode_value(stored)
+        return None
+
+    def set(self, section: str, key: str, value: str) -> None:
+        """Store ``value``; replaces the key in place or appends it to its section."""
+        _check_name("section", section)
+        _check_name("key", key)
+        if not isinstance(value, str):
+            raise TypeError(f"resource values are text, not {type(value).__name__}")
+        new = f"{key} = {encode_value(value)}"
+        with self._locked():
+            self._replace(_set_line(self._lines(), section, key, new))
+
+    def sections(self) -> dict[str, dict[str, str]]:
+        """Every section with its keys and decoded values (first line of a key wins)."""
+        result: dict[str, dict[str, str]] = {}
+        current: dict[str, str] | None = None
+        for line in self._lines():
+            name = _header(line)
+            if name is not None:
+                current = result.setdefault(name, {})
+                continue
+            if current is None or "=" not in line or line[:1] in ("#", ";"):
+                continue
+            key, stored = line.split("=", 1)
+            key = key.rstrip(_BLANKS)
+            if key and key not in current:
+                current[key] = decode_value(stored.strip(_BLANKS))
+        return result
+
+    def clear(self) -> None:
+        """Empty the store (the start of a run)."""
+        with self._locked():
+            self._replace([])
+
+
+def _set_line(lines: list[str], section: str, key: str, new: str) -> list[str]:
+    """``lines`` with ``new`` set for ``key`` in ``section`` (bash's _grenade_db_write)."""
+    out: list[str] = []
+    inside = done = False
+    last = -1  # index in out of the last non-blank line of the current section
+    for line in lines:
+        name = _header(line)
+        if name is not None:
+            if inside and not done:
+                out.insert(last + 1, new)
+                done = True
+            inside = name == section
+            out.append(line)
+            last = len(out) - 1
+            continue
+        if inside and _value_of(line, key) is not None:
+            if not done:
+                out.append(new)
+                done = True
+                last = len(out) - 1
+            continue
+        out.append(line)
+        if inside and line.strip(_ASCII_SPACE):
+            last = len(out) - 1
+    if not done:
+        if inside:
+            out.insert(last + 1, new)
+        else:
+            if out and out[-1].strip(_ASCII_SPACE):
+                out.append("")
+            out += [f"[{section}]", new]
+    return out
+
+
+def read_results(save_dir: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """The ``resource_result`` reports of a run, in the order they were made."""
+    path = Path(save_dir) / RESULTS_FILE
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.split("\n") if line.strip()]

@@ -1,0 +1,238 @@
+"""grenade.resources and the bash resource store (inc/plugin) read and write the
+same $SAVE_DIR/grenade_db.ini: tricky values round-trip byte-exact in every
+direction, raw values stay readable by devstack's iniget, writers never lose data."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from grenade.resources import MARKER, ResourceStore, encode_value, is_raw, read_results
+
+_ENV_PATH = Path(__file__).parent / "fixtures" / "shell" / "grenade_env.py"
+_spec = importlib.util.spec_from_file_location("grenade_shell_env", _ENV_PATH)
+genv = importlib.util.module_from_spec(_spec)
+sys.modules["grenade_shell_env"] = genv
+_spec.loader.exec_module(genv)
+
+PRELUDE = genv.PRELUDE
+
+TRICKY = [
+    "plain",
+    "two words",
+    "  leading blanks",
+    "trailing blank ",
+    "inner  double",
+    "tab\there",
+    "quotes \"double\" and 'single'",
+    "a=b=c",
+    "semi;colon",
+    "PWNED_CMD",       # replaced by $(touch ...) per test
+    "PWNED_BACKTICK",  # replaced by `touch ...` per test
+    "[x]",
+    "[section]",
+    "# not a comment",
+    "back\\slash \\n not a newline",
+    "a & b | c > d",
+    "unicode: héllo ✓ 日本",
+    "",
+    "multi\nline\n",
+    "end with newlines\n\n",
+    "\nstarts with newline",
+    "crlf\r\n",
+    "*",
+    "glob?",
+    "+(extglob)",
+    "-n",
+    "-e foo",
+    "-x is fine",
+    "$HOME ${PATH} $1",
+    MARKER + "Zm9v",
+    "key = value",
+    " ",
+]
+
+
+@pytest.fixture
+def env(tmp_path):
+    return genv.make_grenade_dir(tmp_path)
+
+
+@pytest.fixture
+def values(tmp_path):
+    """TRICKY with the command-substitution probes pointing into tmp_path."""
+    probe = tmp_path / "pwned"
+    subst = {"PWNED_CMD": f"$(touch {probe})", "PWNED_BACKTICK": f"`touch {probe}2`"}
+    yield [subst.get(v, v) for v in TRICKY]
+    assert not probe.exists() and not Path(f"{probe}2").exists(), "a value was evaluated"
+
+
+def db_path(env):
+    return Path(env["SAVE_DIR"]) / "grenade_db.ini"
+
+
+def bash_save(env, section, key, *value):
+    genv.bash(PRELUDE + 'resource_save "$@"', env, section, key, *value, check=True)
+
+
+def bash_get(env, section, key) -> str:
+    proc = genv.bash(PRELUDE + 'resource_get "$1" "$2"', env, section, key, check=True)
+    assert proc.stdout.endswith(b"\n")
+    return proc.stdout[:-1].decode("utf-8", "surrogateescape")
+
+
+def bash_save_all(env, items):
+    """One bash process saving every (section, key, value) given on argv."""
+    script = PRELUDE + 'while (($#)); do resource_save "$1" "$2" "$3"; shift 3; done'
+    args = [part for item in items for part in item]
+    genv.bash(script, env, *args, check=True)
+
+
+def bash_get_all(env, keys) -> list[str]:
+    """Values of (section, key) pairs, read by one bash process (NUL-separated)."""
+    script = PRELUDE + ('while (($#)); do v=$(resource_get "$1" "$2"; printf x); '
+                        'printf "%s\\0" "${v%?x}"; shift 2; done')
+    args = [part for item in keys for part in item]
+    proc = genv.bash(script, env, *args, check=True)
+    return [v.decode("utf-8", "surrogateescape") for v in proc.stdout.split(b"\0")[:-1]]
+
+
+def test_bash_to_bash(env, values):
+    items = [("tricky", f"k{i}", v) for i, v in enumerate(values)]
+    bash_save_all(env, items)
+    assert bash_get_all(env, [(s, k) for s, k, _ in items]) == values
+
+
+def test_bash_to_python(env, values):
+    items = [("tricky", f"k{i}", v) for i, v in enumerate(values)]
+    bash_save_all(env, items)
+    store = ResourceStore(db_path(env))
+    assert [store.get(s, k) for s, k, _ in items] == values
+    assert store.sections()["tricky"] == {k: v for _, k, v in items}
+
+
+def test_python_to_bash(env, values):
+    store = ResourceStore.in_save_dir(env["SAVE_DIR"])
+    items = [("tricky", f"k{i}", v) for i, v in enumerate([*values, "bad byte \udcff"])]
+    for section, key, value in items:
+        store.set(section, key, value)
+    assert bash_get_all(env, [(s, k) for s, k, _ in items]) == [v for _, _, v in items]
+
+
+def test_bash_and_python_write_the_same_file(env, tmp_path, values):
+    items = [("s1", "a", "x"), ("s2", "b", "y y"), ("s1", "c", "z")]
+    items += [("tricky", f"k{i}", v) for i, v in enumerate(values)] + [("s1", "a", "new")]
+    bash_save_all(env, items)
+    store = ResourceStore(tmp_path / "py.ini")
+    for item in items:
+        store.set(*item)
+    assert db_path(env).read_bytes() == (tmp_path / "py.ini").read_bytes()
+    assert db_path(env).read_text().startswith("[s1]\na = new\nc = z\n\n[s2]\nb = y y\n")
+
+
+def test_raw_values_stay_readable_by_devstack_iniget(env, values):
+    """devstack's iniget: sed the line out, then echo it unquoted."""
+    items = [("net", f"k{i}", v) for i, v in enumerate(values)]
+    bash_save_all(env, items)
+    iniget = ('line=$(sed -ne "/^\\[$2\\]/,/^\\[.*\\]/ { /^$3[ \\t]*=/ p; }" "$1"); '
+              'echo ${line#*=}')
+    raw = [(k, v) for _, k, v in items if is_raw(v)]
+    assert len(raw) >= 12
+    for key, value in raw:
+        proc = genv.bash(iniget, env, str(db_path(env)), "net", key, check=True,
+                         cwd=Path(env["HOME"]))
+        assert proc.stdout.decode() == value + "\n", key
+    text = db_path(env).read_text()
+    assert "k1 = two words\n" in text and "k7 = a=b=c\n" in text
+    assert "[x]" not in text  # glob characters are encoded
+
+
+def test_encoded_form_and_rules():
+    assert encode_value("two words") == "two words"
+    assert encode_value("a\nb") == MARKER + "YQpi"
+    assert not is_raw("-n") and is_raw("-nx") and not is_raw("-neE foo") and is_raw("x -n")
+    assert not is_raw(MARKER) and is_raw("") and not is_raw(" ")
+
+
+def test_missing_values(env):
+    assert bash_get(env, "nothing", "here") == ""
+    store = ResourceStore(db_path(env))
+    assert store.get("nothing", "here") is None
+    bash_save(env, "sec", "empty", "")
+    assert store.get("sec", "empty") == ""
+    assert store.get("sec", "missing") is None
+
+
+def test_several_words_are_joined_with_one_space(env):
+    bash_save(env, "sec", "words", "a", "b  c", "d")
+    assert bash_get(env, "sec", "words") == "a b  c d"
+
+
+def test_values_are_replaced_in_place(env):
+    for value in ("one", "two", "three\nlines"):
+        bash_save(env, "sec", "k", value)
+    ResourceStore(db_path(env)).set("sec", "k", "four")
+    assert db_path(env).read_text() == "[sec]\nk = four\n"
+
+
+def test_clear_from_either_side(env):
+    bash_save(env, "sec", "k", "v")
+    ResourceStore(db_path(env)).clear()
+    assert bash_get(env, "sec", "k") == ""
+    ResourceStore(db_path(env)).set("sec", "k", "v")
+    genv.bash(PRELUDE + "init_grenade_db", env, check=True)
+    assert ResourceStore(db_path(env)).sections() == {}
+
+
+def test_bad_names_are_refused(env):
+    for section, key in (("sec", "k=1"), ("se]c", "k"), ("sec", " k"), ("sec", "")):
+        proc = genv.bash(PRELUDE + 'resource_save "$1" "$2" v', env, section, key)
+        assert proc.returncode != 0 and b"resource store: bad" in proc.stderr
+        with pytest.raises(ValueError):
+            ResourceStore(db_path(env)).set(section, key, "v")
+
+
+def test_concurrent_writers_lose_nothing(env):
+    """20 bash writers and 5 Python threads at once, all on the same file."""
+    script = PRELUDE + ('for j in 1 2 3; do resource_save "shared" "w$1-$j" "value $1 $j"; '
+                        'resource_save "own$1" key "x  $1"; done')
+    procs = [subprocess.Popen(["bash", "-c", script, "bash", str(i)], env=env,
+                              stderr=subprocess.PIPE) for i in range(20)]
+
+    def python_writer(n):
+        store = ResourceStore(db_path(env))
+        for j in range(10):
+            store.set("python", f"p{n}-{j}", f"py\n{n} {j}")
+
+    with ThreadPoolExecutor(5) as pool:
+        list(pool.map(python_writer, range(5)))
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    sections = ResourceStore(db_path(env)).sections()
+    assert sections["shared"] == {f"w{i}-{j}": f"value {i} {j}"
+                                  for i in range(20) for j in (1, 2, 3)}
+    for i in range(20):
+        assert sections[f"own{i}"] == {"key": f"x  {i}"}
+    assert sections["python"] == {f"p{n}-{j}": f"py\n{n} {j}" for n in range(5) for j in range(10)}
+
+
+def test_resource_results_json(env):
+    detail = 'quote " backslash \\ tab\t newline\n ctrl \x01 unicode ✓'
+    script = PRELUDE + 'resource_result "$@"'
+    env.update(GRENADE_PHASE="verify-post", GRENADE_SIDE="post-upgrade")
+    genv.bash(script, env, "nova", "vm1", "pass", check=True)
+    genv.bash(script, env, "nova", "vm2", "fail", "it", "broke:", detail, check=True)
+    bad = genv.bash(script, env, "nova", "vm3", "maybe")
+    assert bad.returncode != 0
+    assert read_results(env["SAVE_DIR"]) == [
+        {"project": "nova", "resource": "vm1", "result": "pass", "detail": "",
+         "phase": "verify-post", "side": "post-upgrade"},
+        {"project": "nova", "resource": "vm2", "result": "fail", "detail": "it broke: " + detail,
+         "phase": "verify-post", "side": "post-upgrade"},
+    ]
+    assert read_results(Path(env["HOME"]) / "nowhere") == []
