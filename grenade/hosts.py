@@ -67,8 +67,13 @@ class LocalHost:
         timeout: float | None = None,
         log_path: Path,
         on_line: Callable[[str], None] | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> Result:
-        """Run `argv` (no shell), its output appended to `log_path` and given to `on_line`."""
+        """Run `argv` (no shell), its output appended to `log_path` and given to `on_line`.
+
+        `on_start` is called once the command is running: work the caller can do
+        while the command runs (writing the previous step's state) goes there.
+        """
         start = time.monotonic()
         timed_out = False
         with open(log_path, "ab") as log:
@@ -84,6 +89,8 @@ class LocalHost:
             self.current_pgid = proc.pid
             if self.interrupted_by is not None:  # a signal arrived while we forked
                 _kill_group(proc.pid, signal.SIGTERM)
+            if on_start is not None:
+                on_start()
             assert proc.stdout is not None
             os.set_blocking(proc.stdout.fileno(), False)
             sel = selectors.DefaultSelector()

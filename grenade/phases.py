@@ -57,6 +57,7 @@ class Run:
         self.lock = RunLock(self.paths.stack_root)
         self.state = RunState(self.paths.state_file)
         self._log: RunLog | None = None
+        self._env_cache: dict[str, str] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -284,18 +285,21 @@ class Run:
         plan = self.plan()
         if check_order:
             self._check_order(plan, kinds)
-        selected = [s for s in plan if s.kind in kinds]
-        done = [s for s in selected if self.state.status(s.id) == DONE]
+        selected = {s.id for s in plan if s.kind in kinds}
+        done = [s.id for s in plan if s.id in selected and self.state.status(s.id) == DONE]
         if done and not force:
             self.say(f"skipping {len(done)} step(s) already done: "
-                     + ", ".join(s.id for s in done) + " (use --force to re-run)")
-        with self._signals():
-            for index, step in enumerate(plan, 1):
-                if step not in selected or (step in done and not force):
-                    continue
-                self.run_step(index, step)
-        self.state.failed_step = None
-        self.state.save()
+                     + ", ".join(done) + " (use --force to re-run)")
+        skip = set() if force else set(done)
+        self._env_cache = None
+        try:
+            with self._signals():
+                for index, step in enumerate(plan, 1):
+                    if step.id in selected and step.id not in skip:
+                        self.run_step(index, step)
+            self.state.failed_step = None
+        finally:
+            self.state.save()  # the last step's record, however the loop ended
 
     def _check_order(self, plan: list[Step], kinds: list[str]) -> None:
         first = min(KINDS.index(k) for k in kinds)
@@ -309,29 +313,37 @@ class Run:
                 + "\n(run the earlier tasks, e.g. `invoke run`, or `invoke run --from "
                 f"{kinds[0]}` to skip them deliberately)")
 
+    def _common_env(self) -> dict[str, str]:
+        """What every step's environment shares, computed once per task."""
+        if self._env_cache is None:
+            setup = self.state.setup
+            settings = Settings.from_dict(setup["settings"])
+            env = self.base_env()
+            env.update(settings.exports)
+            env.update(self.deployer.hook_env(self.deploy_context()))
+            env.update({
+                "DATABASES_TO_SAVE": " ".join(settings.databases),
+                "UPGRADE_PROJECTS": " ".join(p.name for p in settings.projects),
+                "ENABLED_SERVICES": setup.get("enabled_services", ""),
+            })
+            self._env_cache = env
+        return self._env_cache
+
     def step_env(self, step: Step) -> dict[str, str]:
-        setup = self.state.setup
-        settings = Settings.from_dict(setup["settings"])
-        env = self.base_env()
-        env.update(settings.exports)
-        env.update(self.deployer.hook_env(self.deploy_context()))
+        env = dict(self._common_env())
         top = self.paths.target_devstack if step.side == "target" else self.paths.base_devstack
         env.update({
             "TOP_DIR": str(top),
-            "DATABASES_TO_SAVE": " ".join(settings.databases),
-            "UPGRADE_PROJECTS": " ".join(p.name for p in settings.projects),
             "GRENADE_PHASE": step.kind,
             "GRENADE_PROJECT": step.project,
             "GRENADE_SIDE": step.argv[3] if len(step.argv) > 3 else "",
-            "ENABLED_SERVICES": setup.get("enabled_services", ""),
         })
         env.update(dict(step.env))
         return env
 
     def run_step(self, index: int, step: Step) -> None:
         rec = self.state.record(step.id)
-        log_path = self.paths.logs_dir / "steps" / step_log_name(index, step.id)
-        self.log.steps_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log.steps_dir / step_log_name(index, step.id)
         argv = list(step.argv)
         if step.user and step.user != _current_user():
             argv = (["runuser", "-u", step.user, "--"] if os.geteuid() == 0
@@ -339,14 +351,17 @@ class Run:
         rec.status, rec.started, rec.log, rec.host = RUNNING, time.time(), str(log_path), "local"
         rec.exit_code, rec.message = None, ""
         self.say(f"==> {step.kind} {step.project}: {shlex.join(step.argv)}")
+        # The previous step's record is written while this step's hook starts up
+        # (on_start): the state file is still rewritten after every step, without
+        # adding the write to the run's critical path.
         result = self.host.run(
             argv, env=self.step_env(step), cwd=step.cwd or self.paths.grenade_dir,
-            timeout=float(self.cfg["timeout"]), log_path=log_path, on_line=self.log.line)
+            timeout=float(self.cfg["timeout"]), log_path=log_path, on_line=self.log.line,
+            on_start=self.state.save)
         rec.duration = round(result.duration, 3)
         rec.exit_code = result.exited
         if result.ok:
             rec.status = DONE
-            self.state.save()
             self.log.step_done(step.id, "ok", result.duration, "local")
             return
         rec.status = FAILED

@@ -51,6 +51,12 @@ class RunState:
     setup: dict[str, Any] = field(default_factory=dict)  # trees, settings, plan inputs
     steps: dict[str, StepRecord] = field(default_factory=dict)
     failed_step: str | None = None
+    _dirty: set[str] = field(default_factory=set, repr=False)
+    _encoded: dict[str, str] = field(default_factory=dict, repr=False)
+    _setup_json: tuple[Any, str] = field(default=(None, ""), repr=False)
+
+    def __post_init__(self) -> None:
+        self._dirty.update(self.steps)
 
     @classmethod
     def load(cls, path: Path) -> RunState:
@@ -74,16 +80,27 @@ class RunState:
         )
 
     def save(self) -> None:
+        """Rewrite the file; only steps touched since the last save are re-encoded.
+
+        A run of hundreds of steps saves after each one, so encoding the whole
+        state every time would cost more than the steps themselves.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        raw = {
+        for step_id in self._dirty:
+            self._encoded[step_id] = (json.dumps(step_id) + ":"
+                                      + json.dumps(vars(self.steps[step_id])))
+        self._dirty.clear()
+        if self._setup_json[0] is not self.setup:
+            self._setup_json = (self.setup, json.dumps(self.setup, separators=(",", ":")))
+        head = json.dumps({
             "version": STATE_VERSION,
             "run_id": self.run_id,
             "fingerprint": self.fingerprint,
-            "setup": self.setup,
-            "steps": {k: vars(v) for k, v in self.steps.items()},
             "failed_step": self.failed_step,
-        }
-        atomic_write(self.path, json.dumps(raw, separators=(",", ":")))
+        }, separators=(",", ":"))
+        text = (head[:-1] + ',"setup":' + self._setup_json[1]
+                + ',"steps":{' + ",".join(self._encoded[k] for k in self.steps) + "}}")
+        atomic_write(self.path, text)
 
     @property
     def is_setup(self) -> bool:
@@ -96,8 +113,12 @@ class RunState:
         self.setup = {}
         self.steps = {}
         self.failed_step = None
+        self._dirty.clear()
+        self._encoded.clear()
 
     def record(self, step_id: str) -> StepRecord:
+        """The step's record, to be changed by the caller and written by `save()`."""
+        self._dirty.add(step_id)
         return self.steps.setdefault(step_id, StepRecord())
 
     def status(self, step_id: str) -> str:
