@@ -358,6 +358,7 @@ class Run:
             argv, env=self.step_env(step), cwd=step.cwd or self.paths.grenade_dir,
             timeout=float(self.cfg["timeout"]), log_path=log_path, on_line=self.log.line,
             on_start=self.state.save)
+        self.state.changed(step.id)
         rec.duration = round(result.duration, 3)
         rec.exit_code = result.exited
         if result.ok:

@@ -121,6 +121,10 @@ class RunState:
         self._dirty.add(step_id)
         return self.steps.setdefault(step_id, StepRecord())
 
+    def changed(self, step_id: str) -> None:
+        """Mark a record changed after a `save()` wrote it (re-encoded on the next save)."""
+        self._dirty.add(step_id)
+
     def status(self, step_id: str) -> str:
         rec = self.steps.get(step_id)
         return rec.status if rec else PENDING

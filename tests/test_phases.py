@@ -14,11 +14,11 @@ from pathlib import Path
 import git
 import pytest
 from conftest import REPO, invoke, trace
-from grenade.resources import ResourceStore
 
 from grenade.config import GrenadeConfig
 from grenade.errors import StateError, StepFailed
 from grenade.phases import Run, kinds_between
+from grenade.resources import ResourceStore
 
 
 def make_run(config: Path) -> Run:

@@ -1,0 +1,74 @@
+"""Configuration: defaults, validation errors naming key, file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grenade.config import DEFAULTS, GrenadeConfig
+from grenade.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_the_embedded_default(tmp_path: Path):
+    cfg = GrenadeConfig.load([], cwd=tmp_path)
+    assert cfg["deployer"] == "lite"
+    assert cfg["base"]["branch"] == "stable/2025.2"
+    assert cfg["target"]["branch"] == "stable/2026.1"
+    assert cfg["timeout"] == DEFAULTS["timeout"] == 1800
+
+
+def test_nested_unknown_key_names_file_and_line(tmp_path: Path):
+    path = write(tmp_path / "run.yaml",
+                 "grenade:\n  stack_root: /x\n  base:\n    branch: stable/2025.1\n    sha: abc\n")
+    with pytest.raises(ConfigError) as err:
+        GrenadeConfig.from_file(path)
+    assert str(err.value).startswith(f"{path}:5: config key 'grenade.base.sha' is unknown")
+
+
+def test_wrong_type_in_plugin_entry(tmp_path: Path):
+    path = write(tmp_path / "run.yaml",
+                 "grenade:\n  plugins:\n    - {name: heat, repo: 3}\n")
+    with pytest.raises(ConfigError, match=r"'grenade.plugins.0.repo' must be str, got int"):
+        GrenadeConfig.from_file(path)
+
+
+def test_bool_is_not_a_timeout(tmp_path: Path):
+    path = write(tmp_path / "run.yaml", "grenade:\n  timeout: true\n")
+    with pytest.raises(ConfigError, match="'grenade.timeout' must be int or float, got bool"):
+        GrenadeConfig.from_file(path)
+
+
+def test_layers_merge_later_wins(tmp_path: Path):
+    cfg = GrenadeConfig.load([("a.yaml", {"base": {"branch": "stable/2025.1"}}),
+                              ("b.yaml", {"base": {"ref": "v1"}, "timeout": 5})], cwd=tmp_path)
+    assert cfg["base"] == {"repo": None, "branch": "stable/2025.1", "ref": "v1",
+                           "release": None}
+    assert cfg["timeout"] == 5
+
+
+def test_rc_files_found_in_current_directory(tmp_path: Path):
+    write(tmp_path / "localrc", "BASE_RUN_SMOKE=False\n")
+    write(tmp_path / "pluginrc", "enable_grenade_plugin heat https://x/heat\n")
+    cfg = GrenadeConfig.load([], cwd=tmp_path)
+    assert cfg["localrc_file"] == str(tmp_path / "localrc")
+    assert cfg["pluginrc_file"] == str(tmp_path / "pluginrc")
+
+
+def test_missing_rc_file_is_named(tmp_path: Path):
+    with pytest.raises(ConfigError, match="grenade.pluginrc_file': no such file"):
+        GrenadeConfig.load([("x.yaml", {"pluginrc_file": str(tmp_path / "nope")})],
+                           cwd=tmp_path)
+
+
+def test_digest_changes_with_config_and_rc_file(tmp_path: Path):
+    rc = write(tmp_path / "localrc", "A=1\n")
+    a = GrenadeConfig.load([("x", {"localrc_file": str(rc)})], cwd=tmp_path).digest()
+    write(rc, "A=2\n")
+    b = GrenadeConfig.load([("x", {"localrc_file": str(rc)})], cwd=tmp_path).digest()
+    assert a != b
