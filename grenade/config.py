@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,30 @@ def layers_from_invoke(config: Any) -> list[tuple[str, dict[str, Any]]]:
     return layers
 
 
+# grenade localrc variables that are also config keys (section, key).
+LOCALRC_KEYS = {
+    "BASE_DEVSTACK_BRANCH": ("base", "branch"),
+    "TARGET_DEVSTACK_BRANCH": ("target", "branch"),
+}
+
+
+def read_localrc(path: Path) -> dict[str, str]:
+    """The variables a grenade-style localrc sets, as bash sees them.
+
+    It is bash (`K=V`, sometimes with `$OTHER` references), so bash evaluates it;
+    its values are read back NUL-separated, never evaluated here.
+    """
+    names = " ".join(LOCALRC_KEYS)
+    script = f'source "$1" >/dev/null 2>&1 </dev/null; for n in {names}; do ' \
+             'printf "%s\\0%s\\0" "$n" "${!n-__unset__}"; done'
+    proc = subprocess.run(["bash", "-c", script, "localrc", str(path)],
+                          capture_output=True, env={"PATH": os.environ.get("PATH", "")},
+                          timeout=30)
+    parts = proc.stdout.decode(errors="replace").split("\0")
+    return {parts[i]: parts[i + 1] for i in range(0, len(parts) - 1, 2)
+            if parts[i + 1] != "__unset__"}
+
+
 @dataclass
 class GrenadeConfig:
     """The validated configuration of one run (a plain dict underneath)."""
@@ -204,6 +229,7 @@ class GrenadeConfig:
         cfg = cls(merged)
         cfg._find_rc_files(cwd or Path.cwd())
         cfg._check_paths()
+        cfg._apply_localrc(layers)
         return cfg
 
     @classmethod
@@ -238,6 +264,16 @@ class GrenadeConfig:
         for key, name in (("localrc_file", "localrc"), ("pluginrc_file", "pluginrc")):
             if self.data[key] is None and (cwd / name).is_file():
                 self.data[key] = str(cwd / name)
+
+    def _apply_localrc(self, layers: list[tuple[str, dict[str, Any]]]) -> None:
+        """Take the branches Zuul's localrc names, unless the config sets them itself."""
+        if not self.data["localrc_file"]:
+            return
+        values = read_localrc(Path(self.data["localrc_file"]))
+        for var, (section, key) in LOCALRC_KEYS.items():
+            explicit = any(key in (layer.get(section) or {}) for _, layer in layers)
+            if var in values and not explicit:
+                self.data[section][key] = values[var]
 
     def _check_paths(self) -> None:
         for key in ("localrc_file", "pluginrc_file"):

@@ -72,3 +72,16 @@ def test_digest_changes_with_config_and_rc_file(tmp_path: Path):
     write(rc, "A=2\n")
     b = GrenadeConfig.load([("x", {"localrc_file": str(rc)})], cwd=tmp_path).digest()
     assert a != b
+
+
+def test_zuul_localrc_branches_apply_unless_config_sets_them(tmp_path: Path):
+    rc = write(tmp_path / "localrc",
+               "BASE_RELEASE=old\nBASE_DEVSTACK_BRANCH=stable/2025.1\n"
+               "TARGET_DEVSTACK_BRANCH=master\nSAVE_DIR=$BASE_RELEASE/save\n")
+    cfg = GrenadeConfig.load([], cwd=tmp_path)
+    assert cfg["localrc_file"] == str(rc)
+    assert (cfg["base"]["branch"], cfg["target"]["branch"]) == ("stable/2025.1", "master")
+    cfg = GrenadeConfig.load([("run.yaml", {"target": {"branch": "stable/2026.1"}})],
+                             cwd=tmp_path)
+    assert cfg["target"]["branch"] == "stable/2026.1"
+    assert cfg["base"]["branch"] == "stable/2025.1"
