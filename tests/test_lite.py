@@ -1,0 +1,506 @@
+"""The lite deployer and tree: build_repo, lock files, stackrc, tools, and one real upgrade.
+
+The slow test deploys REAL keystone and placement from PyPI (uv, cached between runs)
+on a private PostgreSQL cluster, runs the in-tree projects' hooks in grenade's order
+(create, verify pre-upgrade, shutdown, verify_noapi, upgrade, verify post-upgrade,
+destroy), then unstacks and checks nothing is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import git
+import pytest
+
+from grenade import REPO_DIR
+from grenade.deployers import DeployContext
+from grenade.deployers.lite import (
+    BRANCHES,
+    TREE_DIR,
+    LiteDeployer,
+    build_repo,
+    check_prerequisites,
+    lock_release,
+    read_lock,
+)
+from grenade.errors import DeployError
+
+SHELL_DIR = REPO_DIR / "grenade" / "shell"
+TOOLS = SHELL_DIR / "tools"
+FIXTURES = REPO_DIR / "tests" / "fixtures" / "lite"
+PROJECTS = REPO_DIR / "projects"
+
+# The series' service versions each lock must pin (shared/reference/openstack-on-pypi.md).
+SERIES = {
+    "2025.1": ("27.", "13."),
+    "2025.2": ("28.1.0", "14.0.0"),
+    "2026.1": ("29.1.0", "15.0.0"),
+    "2026.2": ("30.", "16."),
+}
+
+
+def _major(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".")[:2])
+
+
+# --- the branches repository ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lite_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_repo(tmp_path_factory.mktemp("lite") / "lite-devstack.git")
+
+
+def _heads(path: Path) -> dict[str, str]:
+    repo = git.Repo(path)
+    return {branch: repo.git.rev_parse(branch) for branch in BRANCHES}
+
+
+def test_build_repo_is_deterministic(lite_repo: Path, tmp_path: Path) -> None:
+    first = _heads(lite_repo)
+    assert set(first) == {"stable/2025.1", "stable/2025.2", "stable/2026.1", "master"}
+    again = _heads(build_repo(tmp_path / "elsewhere.git"))
+    assert again == first, "the same source must give the same SHAs anywhere"
+    started = time.monotonic()
+    assert _heads(build_repo(lite_repo)) == first
+    assert time.monotonic() - started < 5, "rebuilding an unchanged repository is cheap"
+
+
+def test_branches_select_their_release(lite_repo: Path) -> None:
+    repo = git.Repo(lite_repo)
+    for branch, release in BRANCHES.items():
+        commit = repo.commit(branch)
+        assert commit.tree["RELEASE"].data_stream.read().decode().strip() == release
+        releases = {t.name for t in commit.tree["releases"].trees}
+        assert releases == {release}, f"{branch} carries only its own release data"
+        assert commit.author.name == commit.committer.name == "grenade lite tree"
+        assert not commit.parents
+        for name in ("stackrc", "openrc", "stack.sh", "unstack.sh", "functions",
+                     "lib/keystone", "lib/placement", "lib/stack", "inc/python",
+                     "tools/oshttp.py", "tools/wsgi_server.py"):
+            assert commit.tree[name].type == "blob", f"{branch} lacks {name}"
+        assert commit.tree["stack.sh"].mode & 0o111, "stack.sh keeps its exec bit"
+    assert repo.head.reference.name == "master"
+
+
+def test_build_repo_changes_with_source(tmp_path: Path) -> None:
+    source = tmp_path / "tree"
+    shutil.copytree(TREE_DIR, source, symlinks=False)
+    before = _heads(build_repo(tmp_path / "a.git", source))
+    (source / "stackrc").write_text((source / "stackrc").read_text() + "# changed\n")
+    after = _heads(build_repo(tmp_path / "a.git", source))
+    assert all(before[b] != after[b] for b in BRANCHES)
+
+
+# --- lock files -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("release", sorted(SERIES))
+def test_lock_files_pin_the_series(release: str) -> None:
+    lock = TREE_DIR / "releases" / release / "requirements.lock"
+    pins = read_lock(lock)
+    keystone, placement = SERIES[release]
+    assert pins["keystone"].startswith(keystone)
+    assert pins["openstack-placement"].startswith(placement)
+    for name in ("python-openstackclient", "keystonemiddleware", "psycopg2-binary"):
+        assert name in pins, f"{release} lock lacks {name}"
+    if release != "2026.2":
+        assert _major(pins["oslo-policy"]) < (6, 0)
+    if release == "2025.1":
+        assert _major(pins["oslo-db"]) < (18, 0)
+    assert "python -m grenade.deployers.lite lock" in lock.read_text()
+
+
+@pytest.mark.slow
+def test_lock_release_regenerates_from_pypi(tmp_path: Path) -> None:
+    out = lock_release("2026.2", tmp_path / "2026.2.lock")
+    pins = read_lock(out)
+    assert pins["keystone"] == "30.0.0" and pins["openstack-placement"] == "16.0.0"
+    assert "python -m grenade.deployers.lite lock 2026.2" in out.read_text()
+
+
+def test_read_lock_rejects_unpinned(tmp_path: Path) -> None:
+    lock = tmp_path / "bad.lock"
+    lock.write_text("keystone>=28\n")
+    with pytest.raises(ValueError, match="not a pinned requirement"):
+        read_lock(lock)
+
+
+# --- stackrc and friends, without services ----------------------------------------------
+
+
+@pytest.fixture
+def trees(lite_repo: Path, tmp_path: Path) -> Path:
+    """old/ and new/ checkouts of the default pair under a stack root."""
+    root = tmp_path / "stack"
+    git.Repo.clone_from(str(lite_repo), root / "old" / "devstack", branch="stable/2025.2")
+    git.Repo.clone_from(str(lite_repo), root / "new" / "devstack", branch="stable/2026.1")
+    return root
+
+
+def _bash(script: str, cwd: Path | None = None, env: dict[str, str] | None = None
+          ) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "LITE_"))}
+    full.update(env or {})
+    return subprocess.run(["bash", "-c", script], cwd=cwd, env=full, capture_output=True,
+                          text=True, timeout=60)
+
+
+def _vars(out: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_stackrc_layout_and_ports(trees: Path) -> None:
+    data = trees / "data"
+    data.mkdir()
+    (data / "lite.env").write_text(
+        "KEYSTONE_SERVICE_PORT=15000\nPLACEMENT_SERVICE_PORT=18778\nDATABASE_PORT=15432\n")
+    old = trees / "old" / "devstack"
+    proc = _bash(
+        "set -o errexit; source ./functions; source ./stackrc; source lib/database;"
+        " source lib/keystone; source lib/placement;"
+        " for v in LITE_RELEASE DEST DATA_DIR LITE_VENV SERVICE_DIR DATABASE_TYPE"
+        " DATABASE_HOST DATABASE_PORT DATABASE_USER DATABASE_PASSWORD KEYSTONE_SERVICE_URI"
+        " PLACEMENT_SERVICE_URI KEYSTONE_BIN_DIR KEYSTONE_CONF_DIR PLACEMENT_CONF"
+        " ENABLED_SERVICES BASE_SQL_CONN; do echo \"$v=${!v}\"; done;"
+        " echo PREFIX=$(get_python_exec_prefix); echo PATH1=${PATH%%:*};"
+        " echo URL=$(database_connection_url keystone);"
+        " is_service_enabled keystone placement-api && echo ENABLED=yes",
+        cwd=old)
+    assert proc.returncode == 0, proc.stderr
+    v = _vars(proc.stdout)
+    assert v["LITE_RELEASE"] == "2025.2"
+    assert v["DEST"] == str(trees / "old")
+    assert v["DATA_DIR"] == str(data)
+    assert v["LITE_VENV"] == str(trees / "old" / "venv")
+    assert v["PREFIX"] == str(trees / "old" / "venv" / "bin")
+    assert v["PATH1"] == str(trees / "old" / "bin")
+    assert v["KEYSTONE_BIN_DIR"] == str(trees / "old" / "bin")
+    assert v["KEYSTONE_CONF_DIR"] == str(data / "etc" / "keystone")
+    assert v["PLACEMENT_CONF"] == str(data / "etc" / "placement" / "placement.conf")
+    assert v["DATABASE_TYPE"] == "postgresql" and v["DATABASE_PORT"] == "15432"
+    assert v["DATABASE_HOST"] and v["DATABASE_USER"] and v["DATABASE_PASSWORD"]
+    assert v["KEYSTONE_SERVICE_URI"] == "http://127.0.0.1:15000"
+    assert v["PLACEMENT_SERVICE_URI"] == "http://127.0.0.1:18778"
+    assert v["URL"].startswith("postgresql+psycopg2://")
+    assert "@127.0.0.1:15432/keystone" in v["URL"]
+    assert v["ENABLED"] == "yes"
+    assert not (trees / "old" / "venv").exists(), "sourcing never installs anything"
+
+
+def test_stackrc_switching_trees_resets_per_tree_paths(trees: Path) -> None:
+    proc = _bash(
+        f"source {trees}/old/devstack/stackrc; source {trees}/new/devstack/stackrc;"
+        " echo DEST=$DEST; echo REL=$LITE_RELEASE; echo SD=$SERVICE_DIR;"
+        " echo PATH2=$(echo $PATH | cut -d: -f1-2); echo OLDIN=$([[ :$PATH: == *:"
+        f"{trees}/old/venv/bin:* ]] && echo yes || echo no)")
+    assert proc.returncode == 0, proc.stderr
+    v = _vars(proc.stdout)
+    assert v["DEST"] == str(trees / "new")
+    assert v["REL"] == "2026.1"
+    assert v["SD"] == str(trees / "new" / "status")
+    assert v["PATH2"] == f"{trees}/new/bin:{trees}/new/venv/bin"
+    assert v["OLDIN"] == "no"
+
+
+def test_unstack_of_a_tree_never_stacked(trees: Path) -> None:
+    proc = subprocess.run(["bash", "./unstack.sh"], cwd=trees / "old" / "devstack",
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_openrc_sets_credentials(trees: Path) -> None:
+    proc = _bash(f"source {trees}/old/devstack/openrc admin admin; env | grep ^OS_ | sort")
+    assert proc.returncode == 0, proc.stderr
+    v = _vars(proc.stdout)
+    assert v["OS_USERNAME"] == "admin" and v["OS_PROJECT_NAME"] == "admin"
+    assert v["OS_IDENTITY_API_VERSION"] == "3" and v["OS_PASSWORD"]
+
+
+def test_lib_files_source_and_scripts_parse() -> None:
+    scripts = [p for p in TREE_DIR.rglob("*") if p.is_file() and p.suffix not in (".py", ".md")
+               and "releases" not in p.parts and p.name != ".gitignore"]
+    scripts += [p for p in PROJECTS.rglob("*") if p.is_file()]
+    for script in scripts:
+        proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{script}: {proc.stderr}"
+    proc = _bash(
+        "set -o errexit -o nounset; source ./functions; source lib/stack; source lib/apache;"
+        " source lib/tls; is_ssl_enabled_service key && exit 3;"
+        " start_tls_proxy key 2>/dev/null; restart_apache_server 2>/dev/null; echo ok",
+        cwd=TREE_DIR)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+# --- the deployer ---------------------------------------------------------------------
+
+
+def _ctx(root: Path, **config: object) -> DeployContext:
+    return DeployContext(
+        stack_root=root, base_devstack_dir=root / "old" / "devstack",
+        target_devstack_dir=root / "new" / "devstack", grenade_dir=root / "grenade",
+        save_dir=root / "save", logs_dir=root / "logs", base_branch="stable/2025.2",
+        target_branch="stable/2026.1", config={"database": "postgresql", **config},
+        devstack_localrc={"target": [("/p/settings", "enable_service foo")]},
+    )
+
+
+def test_deployer_commands_and_local_conf(trees: Path) -> None:
+    (trees / "save").mkdir()
+    os.chmod(trees.parent, 0o755)
+    deployer = LiteDeployer()
+    ctx = _ctx(trees, database="sqlite", localrc={"ADMIN_PASSWORD": "s3cret"})
+    deployer.prepare(ctx)
+    base_conf = (trees / "old" / "devstack" / ".localrc.auto").read_text()
+    assert f"DEST={trees / 'old'}" in base_conf
+    assert f"DATA_DIR={trees / 'data'}" in base_conf
+    assert "DATABASE_TYPE=sqlite" in base_conf and "ADMIN_PASSWORD=s3cret" in base_conf
+    target_conf = (trees / "new" / "devstack" / "local.conf").read_text()
+    assert "# added by /p/settings\nenable_service foo" in target_conf
+    # grenade's tree checks must see a clean checkout after prepare (.gitignore).
+    assert not git.Repo(trees / "old" / "devstack").is_dirty(untracked_files=True)
+    proc = _bash("source ./functions; source ./stackrc; echo T=$DATABASE_TYPE",
+                 cwd=trees / "old" / "devstack")
+    assert "T=sqlite" in proc.stdout
+
+    stack = deployer.stack(ctx)
+    assert stack is not None and stack.argv == ["bash", "./stack.sh"]
+    assert stack.cwd == trees / "old" / "devstack"
+    assert [c.cwd for c in deployer.unstack(ctx)] == [trees / "new" / "devstack",
+                                                      trees / "old" / "devstack"]
+    assert "GRENADE_CACHE_DIR" in deployer.hook_env(ctx)
+    assert deployer.default_repo(type("P", (), {"cache_dir": trees / "cache"})())
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A temporary directory every user can enter (pytest's own are 0700)."""
+    base = Path("/var/tmp") if Path("/var/tmp").is_dir() else Path(tempfile.gettempdir())
+    path = Path(tempfile.mkdtemp(prefix="grenade-lite-", dir=base))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_prerequisites_name_the_blocking_directory(open_tmp: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the postgres-user check applies when running as root")
+    locked = open_tmp / "locked"
+    (locked / "root").mkdir(parents=True)
+    os.chmod(locked, 0o700)
+    with pytest.raises(DeployError, match=f"cannot enter {locked}"):
+        check_prerequisites(_ctx(locked / "root"))
+    with pytest.raises(DeployError, match="supports postgresql and sqlite"):
+        check_prerequisites(_ctx(Path("/var/tmp/x"), database="mysql"))
+
+
+def test_stack_refuses_an_untraversable_cluster_dir(open_tmp: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the postgres user only matters when running as root")
+    locked = open_tmp / "locked"
+    (locked / "data").mkdir(parents=True)
+    os.chmod(locked, 0o700)
+    proc = _bash(f"source ./functions; DATA_DIR={locked}/data; source ./stackrc;"
+                 " source lib/database; configure_database", cwd=TREE_DIR)
+    assert proc.returncode != 0
+    assert f"cannot enter {locked}" in proc.stderr
+
+
+# --- tools -----------------------------------------------------------------------------
+
+
+def _tool(name: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(TOOLS / name), *args], input=stdin,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_oshttp_offline_commands() -> None:
+    out = _tool("oshttp.py", "get", "a.1.b", stdin='{"a": [0, {"b": "x"}]}')
+    assert out.returncode == 0 and out.stdout.strip() == "x"
+    out = _tool("oshttp.py", "get", "", "--canonical", stdin='{"z": 1, "a": [2]}')
+    assert out.stdout.strip() == '{"a":[2],"z":1}'
+    assert _tool("oshttp.py", "get", "0", stdin="[]").returncode == 1
+    port = int(_tool("oshttp.py", "free-ports", "1").stdout)
+    assert _tool("oshttp.py", "refused", f"http://127.0.0.1:{port}/").returncode == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        busy = sock.getsockname()[1]
+        assert _tool("oshttp.py", "refused", f"127.0.0.1:{busy}").returncode == 1
+
+
+def test_dbquery_sqlite(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "x.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE project (id TEXT, name TEXT)")
+        conn.execute("INSERT INTO project VALUES ('p1', 'demo')")
+    out = _tool("dbquery.py", f"sqlite:///{db}", "SELECT id, name FROM project")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [{"id": "p1", "name": "demo"}]
+    assert _tool("dbquery.py", "oracle://x/y", "SELECT 1").returncode == 2
+
+
+def test_wsgi_server_clears_argv_and_stops_on_sigterm() -> None:
+    port = int(_tool("oshttp.py", "free-ports", "1").stdout)
+    env = {**os.environ, "PYTHONPATH": str(FIXTURES)}
+    proc = subprocess.Popen(
+        [sys.executable, str(TREE_DIR / "tools" / "wsgi_server.py"), "--name", "hello",
+         "--port", str(port), "--env", "HELLO=world", "hello_app:application"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait = _tool("oshttp.py", "wait", f"http://127.0.0.1:{port}/", "--timeout", "20")
+        assert wait.returncode == 0, wait.stderr
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            body = json.loads(resp.read())
+        assert body == {"argv": ["hello"], "hello": "world"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0, out
+    assert "hello: stopped" in out
+
+
+# --- one real upgrade ----------------------------------------------------------------
+
+
+@pytest.fixture
+def stack_root(open_tmp: Path) -> Iterator[Path]:
+    """A world-traversable stack root (PostgreSQL runs as the postgres user)."""
+    root = open_tmp
+    yield root
+    for side in ("new", "old"):
+        tree = root / side / "devstack"
+        if (tree / "unstack.sh").is_file():
+            subprocess.run(["bash", "./unstack.sh"], cwd=tree, capture_output=True,
+                           timeout=120)
+
+
+def _grenade_dir(root: Path, base: str, target: str) -> Path:
+    """GRENADE_DIR as the orchestrator assembles it."""
+    gdir = root / "grenade"
+    shutil.copytree(SHELL_DIR, gdir, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("functions", "functions-common", "inc"):
+        src = TREE_DIR / name
+        if src.is_dir():
+            shutil.copytree(src, gdir / "devstack" / name)
+        else:
+            (gdir / "devstack").mkdir(exist_ok=True)
+            shutil.copy2(src, gdir / "devstack" / name)
+    (gdir / "localrc").write_text("\n".join([
+        f"STACK_ROOT={root}", f"DATA_DIR={root / 'data'}",
+        f"BASE_RELEASE_DIR={root / 'old'}", f"TARGET_RELEASE_DIR={root / 'new'}",
+        f"BASE_DEVSTACK_DIR={root / 'old' / 'devstack'}",
+        f"TARGET_DEVSTACK_DIR={root / 'new' / 'devstack'}",
+        f"BASE_DEVSTACK_BRANCH={base}", f"TARGET_DEVSTACK_BRANCH={target}",
+        f"SAVE_DIR={root / 'save'}", "SERVICE_TIMEOUT=60", ""]))
+    (gdir / "pluginrc").write_text("")
+    return gdir
+
+
+def _run_step(name: str, argv: list[str], cwd: Path, env: dict[str, str], logs: Path,
+              timings: dict[str, float]) -> None:
+    log = logs / f"{name}.log"
+    started = time.monotonic()
+    with log.open("w") as out:
+        proc = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              timeout=600)
+    timings[name] = time.monotonic() - started
+    if proc.returncode != 0:
+        tail = "".join(log.read_text().splitlines(keepends=True)[-40:])
+        pytest.fail(f"{name} exited {proc.returncode}; last lines of {log}:\n{tail}")
+
+
+def _version(venv: Path, dist: str) -> str:
+    return subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         f"import importlib.metadata as m; print(m.version({dist!r}))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.slow
+def test_upgrade_2025_2_to_2026_1(stack_root: Path) -> None:
+    root = stack_root
+    base, target = "stable/2025.2", "stable/2026.1"
+    repo = build_repo(root / "cache" / "lite-devstack.git")
+    git.Repo.clone_from(str(repo), root / "old" / "devstack", branch=base)
+    git.Repo.clone_from(str(repo), root / "new" / "devstack", branch=target)
+    gdir = _grenade_dir(root, base, target)
+    logs = root / "logs"
+    save = root / "save"
+    logs.mkdir()
+    save.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(GRENADE_DIR=str(gdir), LOGDIR=str(logs), SAVE_DIR=str(save))
+    old, new = root / "old" / "devstack", root / "new" / "devstack"
+    timings: dict[str, float] = {}
+
+    _run_step("stack", ["bash", "./stack.sh"], old, env, logs, timings)
+
+    def hook(phase: str, project: str, script: str, *args: str) -> None:
+        top = new if script == "upgrade.sh" else old
+        _run_step(f"{phase}-{project}", ["bash", str(PROJECTS / project / script), *args],
+                  root, {**env, "TOP_DIR": str(top), "GRENADE_PHASE": phase}, logs, timings)
+
+    order, reverse = ["10_keystone", "15_placement"], ["15_placement", "10_keystone"]
+    for project in order:
+        hook("create", project, "resources.sh", "create")
+    for project in order:
+        hook("verify-pre", project, "resources.sh", "verify", "pre-upgrade")
+    for project in reverse:
+        hook("shutdown", project, "shutdown.sh")
+    for project in order:
+        hook("noapi", project, "resources.sh", "verify_noapi", "pre-upgrade")
+    for project in order:
+        hook("upgrade", project, "upgrade.sh")
+    for project in order:
+        hook("verify", project, "resources.sh", "verify", "post-upgrade")
+    for project in reverse:
+        hook("destroy", project, "resources.sh", "destroy")
+    print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+
+    assert _version(root / "old" / "venv", "keystone") == "28.1.0"
+    assert _version(root / "new" / "venv", "keystone") == "29.1.0"
+    assert _version(root / "old" / "venv", "openstack-placement") == "14.0.0"
+    assert _version(root / "new" / "venv", "openstack-placement") == "15.0.0"
+    upgrade_log = (logs / "upgrade-10_keystone.log").read_text()
+    assert "Running upgrade 47147121" in upgrade_log, "keystone's expand migrations ran"
+
+    results = [json.loads(line) for line in (save / "resource-results.jsonl").read_text()
+               .splitlines()]
+    failed = [r for r in results if r["result"] != "pass"]
+    assert not failed, failed
+    checked = {(r["project"], r["phase"], r["resource"]) for r in results}
+    for phase in ("verify-pre", "verify"):
+        assert ("keystone", phase, "token") in checked
+        assert ("placement", phase, "allocation") in checked
+    assert ("keystone", "noapi", "identity_api_down") in checked
+    assert ("keystone", "noapi", "fernet_keys") in checked
+    assert ("placement", "noapi", "placement_api_down") in checked
+
+    ports = dict(line.split("=", 1) for line in (root / "data" / "lite.env").read_text()
+                 .splitlines() if "=" in line and not line.startswith("#"))
+    pids = [int(p.read_text()) for p in root.glob("*/status/stack/*.pid")]
+    assert pids, "the target services run from pidfiles"
+    for tree in (new, old):
+        _run_step(f"unstack-{tree.parent.name}", ["bash", "./unstack.sh"], tree, env, logs,
+                  timings)
+    for pid in pids:
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    for name, port in ports.items():
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", int(port))) != 0, f"{name} still listens"
