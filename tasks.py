@@ -76,8 +76,10 @@ def run(c, from_=None, to=None, resume=False, force=False):
             r.setup(force=True)
         else:
             r.ensure_setup()
-        r.run_kinds(kinds_between(from_, to), resume=resume, check_order=from_ is None)
-        r.say(r.summary_text())
+        try:
+            r.run_kinds(kinds_between(from_, to), resume=resume, check_order=from_ is None)
+        finally:
+            r.say(r.summary_text())
 
 
 @task
@@ -105,6 +107,16 @@ def clean(c, logs=False, trees=False):
         r.clean(logs=logs, trees=trees)
 
 
+@task(help={"release": "the series whose lock file to regenerate, e.g. 2026.1"})
+@_guard
+def lock(c, release):
+    """Regenerate devstack_trees/lite/releases/RELEASE/requirements.lock from PyPI."""
+    from grenade.deployers.lite import lock_release, read_lock
+
+    path = lock_release(release)
+    print(f"{release}: {path} ({len(read_lock(path))} pins)")
+
+
 def _phase(kind: str) -> Task:
     @_guard
     def body(c, force=False):
@@ -118,5 +130,6 @@ def _phase(kind: str) -> Task:
 
 phase = Collection("phase", *(_phase(k) for k in KINDS))
 
-ns = Collection(setup, base, upgrade, verify, destroy, run, plan, status, clean, phase)
+ns = Collection(setup, base, upgrade, verify, destroy, run, plan, status, clean, lock,
+                phase)
 ns.configure({"grenade": DEFAULTS})

@@ -447,6 +447,10 @@ class Run:
             states = ", ".join(sorted({r.status for r in recs}))
             out.append(f"  {kind:13} {len(recs):3} step(s) {dur:8.2f}s  {states}")
         out.append(f"  {'total':13} {'':12} {total:8.2f}s")
+        versions = getattr(self.deployer, "versions", None)
+        if versions is not None:
+            for service, (before, after) in versions(self.deploy_context()).items():
+                out.append(f"  {service:13} {before or '-'} -> {after or '-'}")
         results = read_results(self.paths.save_dir)
         if results:
             out.append("  checks:")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import grp
+import importlib.metadata
 import io
 import os
 import pwd
@@ -212,7 +213,7 @@ def lock_release(release: str, out_path: Path | None = None, source: Path = TREE
     env = {**os.environ, "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR",
                                                          str(cache_dir() / "uv"))}
     cmd = [*_uv(), "pip", "compile", "--quiet", "--python-version", LOCK_PYTHON,
-           "--custom-compile-command", f"python -m grenade.deployers.lite lock {release}",
+           "--custom-compile-command", f"invoke lock --release {release}",
            "--output-file", str(out.absolute()), "requirements.in"]
     proc = subprocess.run(cmd, cwd=rel_dir, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -340,6 +341,18 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+SERVICE_DISTRIBUTIONS = {"keystone": "keystone", "placement": "openstack-placement"}
+
+
+def _installed_version(venv: Path, dist: str) -> str | None:
+    """The version of `dist` installed in `venv`, read from its metadata."""
+    for site in venv.glob("lib/python3*/site-packages"):
+        for found in importlib.metadata.distributions(path=[str(site)]):
+            if found.metadata["Name"].lower().replace("_", "-") == dist:
+                return found.version
+    return None
+
+
 class LiteDeployer:
     """Stacks the base release with the lite tree's ``stack.sh``."""
 
@@ -373,6 +386,14 @@ class LiteDeployer:
                 commands.append(Command(argv=["bash", "./unstack.sh"], cwd=tree,
                                         env=self.hook_env(ctx)))
         return commands
+
+    def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
+        """Each service's version in the base and the target venv (None: not installed)."""
+        out = {}
+        for service, dist in SERVICE_DISTRIBUTIONS.items():
+            out[service] = tuple(_installed_version(_tree(ctx, side).parent / "venv", dist)
+                                 for side in LITE_SIDES)
+        return out
 
     def hook_env(self, ctx: DeployContext) -> dict[str, str]:
         # Both trees (stack.sh and every upgrade.sh) share one uv cache across runs.
