@@ -120,7 +120,7 @@ def test_lock_files_pin_the_series(release: str) -> None:
         assert _major(pins["oslo-policy"]) < (6, 0)
     if release == "2025.1":
         assert _major(pins["oslo-db"]) < (18, 0)
-    assert "python -m grenade.deployers.lite lock" in lock.read_text()
+    assert "invoke lock --release" in lock.read_text()
 
 
 @pytest.mark.slow
@@ -128,7 +128,7 @@ def test_lock_release_regenerates_from_pypi(tmp_path: Path) -> None:
     out = lock_release("2026.2", tmp_path / "2026.2.lock")
     pins = read_lock(out)
     assert pins["keystone"] == "30.0.0" and pins["openstack-placement"] == "16.0.0"
-    assert "python -m grenade.deployers.lite lock 2026.2" in out.read_text()
+    assert "invoke lock --release 2026.2" in out.read_text()
 
 
 def test_read_lock_rejects_unpinned(tmp_path: Path) -> None:
