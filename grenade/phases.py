@@ -58,6 +58,7 @@ class Run:
         self.state = RunState(self.paths.state_file)
         self._log: RunLog | None = None
         self._env_cache: dict[str, str] | None = None
+        self._plan_size = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -283,6 +284,7 @@ class Run:
                 f"the run failed at step {self.state.failed_step}; use `--resume` to "
                 "continue from it, `--force` to re-run, or `invoke clean`")
         plan = self.plan()
+        self._plan_size = len(plan)
         if check_order:
             self._check_order(plan, kinds)
         selected = {s.id for s in plan if s.kind in kinds}
@@ -350,7 +352,8 @@ class Run:
                     else ["sudo", "-E", "-u", step.user, "--"]) + argv
         rec.status, rec.started, rec.log, rec.host = RUNNING, time.time(), str(log_path), "local"
         rec.exit_code, rec.message = None, ""
-        self.say(f"==> {step.kind} {step.project}: {shlex.join(step.argv)}")
+        self.say(f"[{index:02d}/{self._plan_size:02d}] {step.kind} {step.project}: "
+                 f"{shlex.join(step.argv)}")
         # The previous step's record is written while this step's hook starts up
         # (on_start): the state file is still rewritten after every step, without
         # adding the write to the run's critical path.
@@ -364,6 +367,7 @@ class Run:
         if result.ok:
             rec.status = DONE
             self.log.step_done(step.id, "ok", result.duration, "local")
+            self.say(f"{'':8}ok in {result.duration:.2f}s")
             return
         rec.status = FAILED
         self.state.failed_step = step.id
@@ -437,6 +441,9 @@ class Run:
     def summary_text(self) -> str:
         """Per-phase times, each project's checks per phase, where the logs are."""
         out = ["", "summary:"]
+        for side, tree in self.state.setup.get("trees", {}).items():
+            out.append(f"  {side + ' tree':13} {tree.get('branch')} {tree.get('ref') or ''} "
+                       f"sha {tree.get('sha') or '-'} (release {tree.get('release')})")
         total = 0.0
         for kind in KINDS:
             recs = [r for sid, r in self.state.steps.items() if sid.split("/")[0] == kind]

@@ -25,9 +25,9 @@ def make_run(config: Path) -> Run:
     return Run(GrenadeConfig.from_file(config), console=io.StringIO())
 
 
-def run_all(config: Path, **kwargs) -> Run:
+def run_all(config: Path, new_run: bool = False, **kwargs) -> Run:
     with make_run(config) as run:
-        run.setup()
+        run.setup(force=new_run)
         run.run_kinds(kinds_between(None, None), **kwargs)
     return run
 
@@ -446,3 +446,16 @@ def test_second_run_in_process_refused(run_yaml):
         with pytest.raises(StateError):
             with make_run(config):
                 pass
+
+
+def test_smoke_command_honours_base_run_smoke(run_yaml):
+    smoke = ["bash", "-c", 'echo "smoke $GRENADE_PHASE $(basename $(dirname $TOP_DIR))" '
+             '>> "$SAVE_DIR/trace.log"']
+    config = run_yaml(smoke_command=smoke)
+    lines = trace(run_all(config).paths.stack_root)
+    assert [ln for ln in lines if ln.startswith("smoke")] == [
+        "smoke verify-base old", "smoke verify-target new"]
+    # a settings/localrc BASE_RUN_SMOKE=False turns the base smoke off, as in the original
+    config = run_yaml(smoke_command=smoke, grenade_localrc={"BASE_RUN_SMOKE": False})
+    lines = trace(run_all(config, new_run=True).paths.stack_root)[len(lines):]
+    assert [ln for ln in lines if ln.startswith("smoke")] == ["smoke verify-target new"]
