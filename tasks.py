@@ -16,7 +16,7 @@ from invoke import Collection, Context, Exit, Task, task
 from grenade.config import DEFAULTS, GrenadeConfig
 from grenade.errors import GrenadeError
 from grenade.phases import Run, coarse_kinds, kinds_between
-from grenade.plan import KINDS
+from grenade.plan import KIND_HELP, KINDS
 
 
 def _guard(body: Callable[..., Any]) -> Callable[..., Any]:
@@ -123,7 +123,7 @@ def _phase(kind: str) -> Task:
         with _run(c) as r:
             r.run_kinds([kind], force=force)
 
-    body.__doc__ = f"Run the {kind} steps only."
+    body.__doc__ = KIND_HELP[kind]
     body.__name__ = kind.replace("-", "_")
     return task(body, name=kind, help={"force": "re-run steps already done"})
 

@@ -19,6 +19,24 @@ KINDS: tuple[str, ...] = (
     "verify-post", "verify-target", "destroy",
 )
 
+# What each kind runs, for `invoke --list` and the docs.
+KIND_HELP: dict[str, str] = {
+    "stack-base": "Deploy the base cloud with the deployer (the base tree's stack.sh).",
+    "verify-base": "Check the base cloud: verify.sh base per project, then the smoke command.",
+    "early-create": "resources.sh early_create per project (horizontal resources).",
+    "create": "resources.sh create per project.",
+    "verify-pre": "resources.sh verify pre-upgrade per project.",
+    "save-state": "Dump the registered databases of the base (register_db_to_save).",
+    "shutdown": "shutdown.sh per project, in reverse order.",
+    "snapshot": "snapshot.sh pre_upgrade per project (after shutdown).",
+    "verify-noapi": "resources.sh verify_noapi pre-upgrade: the APIs are down.",
+    "prep-target": "Prepare the target side (prep-target).",
+    "upgrade": "upgrade.sh per project (per-release scripts applied inside it).",
+    "verify-post": "resources.sh verify post-upgrade per project.",
+    "verify-target": "Check the target: verify.sh target, smoke command, DB dumps again.",
+    "destroy": "resources.sh destroy per project, in reverse order.",
+}
+
 # The coarse, chainable tasks and the kinds each one runs.
 COARSE: dict[str, tuple[str, ...]] = {
     "base": ("stack-base", "verify-base", "early-create", "create", "verify-pre"),

@@ -236,3 +236,28 @@ def test_resource_results_json(env):
          "phase": "verify-post", "side": "post-upgrade"},
     ]
     assert read_results(Path(env["HOME"]) / "nowhere") == []
+
+
+def test_resource_check_reports_each_and_fails_naming_all(env):
+    script = PRELUDE + '''
+resource_check nova vm1 "vm1 answers" true
+resource_check nova vm2 "vm2 answers" bash -c 'echo "no route"; exit 3'
+resource_check nova vm3 "vm3 name" expect_equal "a b" "a  b"
+resource_check cinder vol1 "vol1 attached" true
+resource_checks_done cinder
+echo "cinder fine"
+resource_checks_done nova
+echo "not reached"
+'''
+    env.update(GRENADE_PHASE="verify-pre", GRENADE_SIDE="pre-upgrade")
+    proc = genv.bash(script, env)
+    assert proc.returncode != 0
+    output = proc.stdout.decode() + proc.stderr.decode()
+    assert "cinder fine" in output and "not reached" not in output
+    assert "nova resources failed their checks: vm2 vm3" in output
+    results = {(r["project"], r["resource"]): (r["result"], r["detail"])
+               for r in read_results(env["SAVE_DIR"])}
+    assert results[("nova", "vm1")] == ("pass", "vm1 answers")
+    assert results[("nova", "vm2")] == ("fail", "vm2 answers: no route")
+    assert results[("nova", "vm3")] == ("fail", "vm3 name: got 'a b', expected 'a  b'")
+    assert results[("cinder", "vol1")][0] == "pass"

@@ -75,34 +75,9 @@ function fernet_digest {
     printf '%s' "$out" | sha256sum | cut -d' ' -f1
 }
 
-_FAILED=""
-
-# check resource description command... - run one check, report it.
+# check resource description command... - one check of a keystone resource.
 function check {
-    local resource=$1 what=$2 out rc=0
-    shift 2
-    out=$(set +o xtrace; "$@" 2>&1) || rc=$?
-    if ((rc == 0)); then
-        resource_result keystone "$resource" pass "$what"
-    else
-        resource_result keystone "$resource" fail "$what: ${out:-exit $rc}"
-        echo "FAIL keystone $resource: $what: $out" >&2
-        _FAILED+=" $resource"
-    fi
-}
-
-function finish {
-    if [[ -n $_FAILED ]]; then
-        die $LINENO "keystone resources failed their checks:$_FAILED"
-    fi
-}
-
-# expect_equal actual expected - a check body.
-function expect_equal {
-    if [[ $1 != "$2" ]]; then
-        echo "got '$1', expected '$2'"
-        return 1
-    fi
+    resource_check keystone "$@"
 }
 
 # get_or_create kind name body - id of the named project/user, created when
@@ -191,7 +166,7 @@ function verify {
     check role_assignment "role $role_id of $user_id on $project_id" \
         check_assignment "$project_id" "$user_id" "$role_id"
     check token "the token issued before the upgrade validates" check_token "$token" "$user_id"
-    finish
+    resource_checks_done keystone
 }
 
 function db_rows {
@@ -236,7 +211,7 @@ function verify_noapi {
         check_db_assignment "$project_id" "$user_id" "$role_id"
     check fernet_keys "fernet keys unchanged on disk" \
         check_fernet_keys "$(resource_get keystone fernet_keys)"
-    finish
+    resource_checks_done keystone
 }
 
 function destroy {

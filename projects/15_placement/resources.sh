@@ -94,32 +94,9 @@ function save {
     resource_save placement "$key" "$value"
 }
 
-_FAILED=""
-
+# check resource description command... - one check of a placement resource.
 function check {
-    local resource=$1 what=$2 out rc=0
-    shift 2
-    out=$(set +o xtrace; "$@" 2>&1) || rc=$?
-    if ((rc == 0)); then
-        resource_result placement "$resource" pass "$what"
-    else
-        resource_result placement "$resource" fail "$what: ${out:-exit $rc}"
-        echo "FAIL placement $resource: $what: $out" >&2
-        _FAILED+=" $resource"
-    fi
-}
-
-function finish {
-    if [[ -n $_FAILED ]]; then
-        die $LINENO "placement resources failed their checks:$_FAILED"
-    fi
-}
-
-function expect_equal {
-    if [[ $1 != "$2" ]]; then
-        echo "got '$1', expected '$2'"
-        return 1
-    fi
+    resource_check placement "$@"
 }
 
 function keystone_id {
@@ -244,7 +221,7 @@ function verify {
     login "$PLACEMENT_GRENADE_READER"
     check project_usages "usages of project $project_id, read by a project reader" \
         same project_usages snapshot_project_usages "$project_id"
-    finish
+    resource_checks_done placement
 }
 
 function db_rows {
@@ -293,7 +270,7 @@ function verify_noapi {
     check traits "trait rows of $rp" check_db_traits "$rp"
     check allocation "allocation rows of consumer $consumer" check_db_allocation "$consumer" \
         "$(resource_get placement project_id)" "$(resource_get placement user_id)"
-    finish
+    resource_checks_done placement
 }
 
 function destroy {
