@@ -12,6 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
+# CI machines have no git identity; fixture repositories still need commits.
+for _var, _value in (("GIT_AUTHOR_NAME", "grenade tests"), ("GIT_COMMITTER_NAME", "grenade tests"),
+                     ("GIT_AUTHOR_EMAIL", "tests@grenade.invalid"),
+                     ("GIT_COMMITTER_EMAIL", "tests@grenade.invalid")):
+    os.environ.setdefault(_var, _value)
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 
