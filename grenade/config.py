@@ -49,6 +49,7 @@ SCHEMA: dict[str, Any] = {
     },
     "projects_dirs": list,
     "plugins": list,
+    "plugin_dir": (str, type(None)),
     "enabled_services": (str, list),
     "timeout": (int, float),
     "verify_resources": bool,
@@ -79,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "projects_dirs": [str(REPO_DIR / "projects")],
     "plugins": [],
+    "plugin_dir": None,
     "enabled_services": "key,placement-api",
     "timeout": 1800,
     "verify_resources": True,
@@ -190,10 +192,19 @@ def layers_from_invoke(config: Any) -> list[tuple[str, dict[str, Any]]]:
 
 
 # grenade localrc variables that are also config keys (section, key).
-LOCALRC_KEYS = {
+LOCALRC_KEYS: dict[str, tuple[str, ...]] = {
     "BASE_DEVSTACK_BRANCH": ("base", "branch"),
     "TARGET_DEVSTACK_BRANCH": ("target", "branch"),
+    "PLUGIN_DIR": ("plugin_dir",),  # Zuul: $TARGET_RELEASE_DIR, where it checked plugins out
 }
+
+
+def _has_path(data: dict[str, Any], path: tuple[str, ...]) -> bool:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return False
+        data = data[key]
+    return True
 
 
 def read_localrc(path: Path) -> dict[str, str]:
@@ -266,14 +277,17 @@ class GrenadeConfig:
                 self.data[key] = str(cwd / name)
 
     def _apply_localrc(self, layers: list[tuple[str, dict[str, Any]]]) -> None:
-        """Take the branches Zuul's localrc names, unless the config sets them itself."""
+        """Take the branches and PLUGIN_DIR Zuul's localrc names, unless the config sets them."""
         if not self.data["localrc_file"]:
             return
         values = read_localrc(Path(self.data["localrc_file"]))
-        for var, (section, key) in LOCALRC_KEYS.items():
-            explicit = any(key in (layer.get(section) or {}) for _, layer in layers)
+        for var, path in LOCALRC_KEYS.items():
+            explicit = any(_has_path(layer, path) for _, layer in layers)
             if var in values and not explicit:
-                self.data[section][key] = values[var]
+                target = self.data
+                for key in path[:-1]:
+                    target = target[key]
+                target[path[-1]] = values[var]
 
     def _check_paths(self) -> None:
         for key in ("localrc_file", "pluginrc_file"):

@@ -137,8 +137,14 @@ class Run:
         entries = parse_pluginrc(self.paths.grenade_dir / "pluginrc")
         plugins = {}
         for name, url, branch in entries:
-            tree = prepare_plugin(name, url, branch or self.cfg["target"]["branch"],
-                                  self.paths.plugin_root, self.paths.cache_dir)
+            branch = branch or self.cfg["target"]["branch"]
+            path = self.paths.plugin_root / name
+            if self.cfg["trees"]["prepared"] and path.is_dir():
+                # Zuul checked the plugin out with the change under test: use it as is.
+                plugins[name] = {"path": str(path), "sha": git_sha(path), "branch": branch}
+                continue
+            tree = prepare_plugin(name, url, branch, self.paths.plugin_root,
+                                  self.paths.cache_dir)
             plugins[name] = {"path": str(tree.path), "sha": tree.sha, "branch": tree.branch}
         setup["plugins"] = plugins
 

@@ -42,7 +42,7 @@ class Paths:
             grenade_dir=root / "grenade",
             save_dir=root / "save",
             logs_dir=root / "logs",
-            plugin_root=root / "plugins",
+            plugin_root=Path(cfg["plugin_dir"]) if cfg["plugin_dir"] else root / "plugins",
             cache_dir=Path(cache),
         )
 
@@ -87,7 +87,10 @@ def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, base_branch: str,
         elif src.is_file():
             shutil.copy2(src, fallback / name)
 
-    generated = {
+    # The run's layout is grenade's: written after the user's localrc, as the
+    # original's grenaderc fixed SAVE_DIR, DATA_DIR and the release dirs after
+    # reading localrc (Zuul's localrc sets SAVE_DIR=$BASE_RELEASE_DIR/save).
+    layout = {
         "STACK_ROOT": paths.stack_root,
         "DATA_DIR": paths.stack_root / "data",
         "BASE_RELEASE": paths.base_release_dir.name,
@@ -99,16 +102,19 @@ def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, base_branch: str,
         "BASE_DEVSTACK_BRANCH": base_branch,
         "TARGET_DEVSTACK_BRANCH": target_branch,
         "SAVE_DIR": paths.save_dir,
-        "VERIFY_RESOURCES": bool(cfg["verify_resources"]),
-        "SERVICE_TIMEOUT": 120,
         "PLUGIN_DIR": paths.plugin_root,
+    }
+    defaults = {
+        "VERIFY_RESOURCES": bool(cfg["verify_resources"]),
         "GRENADE_USE_EXTERNAL_DEVSTACK": cfg["deployer"] == "external",
     }
-    lines = ["# written by grenade setup; edit the run config instead", *localrc_lines(generated)]
+    lines = ["# written by grenade setup; edit the run config instead", *localrc_lines(defaults)]
     if cfg["localrc_file"]:
         lines += [f"# from {cfg['localrc_file']}", Path(cfg["localrc_file"]).read_text()]
     if cfg["grenade_localrc"]:
         lines += ["# from config grenade.grenade_localrc", *localrc_lines(cfg["grenade_localrc"])]
+    lines += ["# the run's layout (grenade's own, whatever the lines above say)",
+              *localrc_lines(layout)]
     (gdir / "localrc").write_text("\n".join(lines) + "\n")
 
     plugin_lines = ["# written by grenade setup"]
