@@ -13,7 +13,7 @@ from typing import Any
 
 from invoke import Collection, Context, Exit, Task, task
 
-from grenade.config import DEFAULTS, GrenadeConfig
+from grenade.config import GrenadeConfig, env_skeleton
 from grenade.errors import GrenadeError
 from grenade.phases import Run, coarse_kinds, kinds_between
 from grenade.plan import KIND_HELP, KINDS
@@ -132,4 +132,4 @@ phase = Collection("phase", *(_phase(k) for k in KINDS))
 
 ns = Collection(setup, base, upgrade, verify, destroy, run, plan, status, clean, lock,
                 phase)
-ns.configure({"grenade": DEFAULTS})
+ns.configure({"grenade": env_skeleton()})

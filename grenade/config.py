@@ -26,6 +26,9 @@ import yaml
 from . import REPO_DIR
 from .errors import ConfigError
 
+DEPLOYERS = ("lite", "devstack", "external")
+DATABASES = ("postgresql", "mysql", "sqlite")
+
 # A schema entry is a type (or tuple of types) for a leaf, or a dict for a section.
 # `None` in a tuple means the key may be null.
 TREE_SCHEMA: dict[str, Any] = {
@@ -95,8 +98,63 @@ DEFAULTS: dict[str, Any] = {
     "verbose": False,
 }
 
-DEPLOYERS = ("lite", "devstack", "external")
-DATABASES = ("postgresql", "mysql", "sqlite")
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _list_of_str(value: Any) -> str | None:
+    if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+        return "must be a list of strings"
+    return None
+
+
+def _shell_vars(value: dict[str, Any]) -> str | None:
+    for key, val in value.items():
+        if not (isinstance(key, str) and key.isidentifier()):
+            return f"has {key!r}, which is not a shell variable name"
+        if not isinstance(val, str | int | float | bool):
+            return f"{key} must be a string, number or bool, got {_type_name(val)}"
+    return None
+
+
+def _one_of(choices: tuple[str, ...]) -> Any:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+    return check
+
+
+def _dir_name(value: str) -> str | None:
+    if not value or "/" in value or value in (".", ".."):
+        return f"must be a single directory name, got {value!r}"
+    return None
+
+
+def _stack_root(value: str) -> str | None:
+    if not value.strip():
+        return "must not be empty"
+    root = Path(value).expanduser().absolute()
+    # clean removes what it made under stack_root: never let that reach the checkout
+    # or a system directory.
+    if root == Path("/") or root == REPO_DIR or root in REPO_DIR.parents:
+        return f"must not be / or contain the grenade checkout, got {value!r}"
+    return None
+
+
+VALUE_CHECKS: dict[tuple[str, ...], Any] = {
+    ("stack_root",): _stack_root,
+    ("deployer",): _one_of(DEPLOYERS),
+    ("database",): _one_of(DATABASES),
+    ("timeout",): lambda v: None if v > 0 else f"must be more than 0 seconds, got {v}",
+    ("projects_dirs",): _list_of_str,
+    ("enabled_services",): _list_of_str,
+    ("smoke_command",): _list_of_str,
+    ("grenade_localrc",): _shell_vars,
+    ("localrc",): _shell_vars,
+    ("trees", "base_name"): _dir_name,
+    ("trees", "target_name"): _dir_name,
+}
 
 
 def _type_names(expected: Any) -> str:
@@ -110,7 +168,12 @@ def yaml_key_line(path: str | os.PathLike[str], keys: list[str]) -> int | None:
         node = yaml.compose(Path(path).read_text())
     except (OSError, yaml.YAMLError):
         return None
+    line = None
     for key in keys:
+        if isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
+            node = node.value[int(key)]
+            line = node.start_mark.line + 1
+            continue
         if not isinstance(node, yaml.MappingNode):
             return None
         for knode, vnode in node.value:
@@ -136,7 +199,7 @@ def validate_layer(data: Any, source: str, schema: dict[str, Any] = SCHEMA,
         raise ConfigError(f"{where}: config key '{'.'.join(keys)}' {why}")
 
     if not isinstance(data, dict):
-        fail(prefix, f"must be a mapping, got {type(data).__name__}")
+        fail(prefix, f"must be a mapping, got {_type_name(data)}")
     for key, value in data.items():
         keys = (*prefix, str(key))
         if key not in schema:
@@ -144,8 +207,6 @@ def validate_layer(data: Any, source: str, schema: dict[str, Any] = SCHEMA,
             fail(keys, f"is unknown (known keys: {known})")
         expected = schema[key]
         if isinstance(expected, dict):
-            if value is None:
-                continue
             validate_layer(value, source, expected, keys)
             continue
         # bool is an int subclass; a timeout of `true` is still a mistake.
@@ -158,10 +219,13 @@ def validate_layer(data: Any, source: str, schema: dict[str, Any] = SCHEMA,
         if keys == ("grenade", "plugins"):
             for i, item in enumerate(value):
                 validate_layer(item, source, PLUGIN_SCHEMA, (*keys, str(i)))
-        if keys == ("grenade", "deployer") and value not in DEPLOYERS:
-            fail(keys, f"must be one of {', '.join(DEPLOYERS)}, got {value!r}")
-        if keys == ("grenade", "database") and value not in DATABASES:
-            fail(keys, f"must be one of {', '.join(DATABASES)}, got {value!r}")
+                missing = [k for k in ("name", "repo") if k not in item]
+                if missing:
+                    fail((*keys, str(i)), f"needs {' and '.join(missing)}")
+        check = VALUE_CHECKS.get(keys[1:])
+        problem = check(value) if check else None
+        if problem:
+            fail(keys, problem)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -174,6 +238,56 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+ENV_SOURCE = "environment (INVOKE_GRENADE_*)"
+
+
+def env_skeleton(tree: dict[str, Any] = DEFAULTS) -> dict[str, Any]:
+    """The config tree with every leaf None, for invoke's `ns.configure`.
+
+    invoke maps INVOKE_GRENADE_* onto keys that exist and casts them by the type
+    of the value it finds: `bool("False")` would be True and `int("abc")` a
+    traceback. With None leaves it passes the raw strings, which `cast_env` reads
+    strictly, naming the variable on error.
+    """
+    return {k: env_skeleton(v) if isinstance(v, dict) else None for k, v in tree.items()}
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def cast_env(layer: dict[str, Any], schema: dict[str, Any] = SCHEMA,
+             prefix: tuple[str, ...] = ("grenade",)) -> dict[str, Any]:
+    """Typed values from the environment's raw strings (see `env_skeleton`)."""
+    out: dict[str, Any] = {}
+    for key, value in layer.items():
+        expected = schema.get(key)
+        keys = (*prefix, key)
+        var = "INVOKE_" + "_".join(keys).upper()
+        if value is None:
+            continue
+        if isinstance(expected, dict) and isinstance(value, dict):
+            out[key] = cast_env(value, expected, keys)
+            continue
+        types = expected if isinstance(expected, tuple) else (expected,)
+        if not isinstance(value, str) or str in types:
+            out[key] = value
+        elif bool in types:
+            if value.lower() not in _TRUE + _FALSE:
+                raise ConfigError(f"{ENV_SOURCE}: {var}={value!r} must be true or false")
+            out[key] = value.lower() in _TRUE
+        elif int in types or float in types:
+            try:
+                out[key] = float(value) if "." in value else int(value)
+            except ValueError:
+                raise ConfigError(f"{ENV_SOURCE}: {var}={value!r} must be a number") from None
+        elif key == "projects_dirs":
+            out[key] = [p for p in value.split(os.pathsep) if p]
+        else:
+            raise ConfigError(f"{ENV_SOURCE}: {var} cannot be set from the environment; "
+                              "use a config file")
+    return out
+
+
 def layers_from_invoke(config: Any) -> list[tuple[str, dict[str, Any]]]:
     """The `grenade:` part of each invoke config source, with the file it came from."""
     layers: list[tuple[str, dict[str, Any]]] = []
@@ -181,10 +295,12 @@ def layers_from_invoke(config: Any) -> list[tuple[str, dict[str, Any]]]:
         data = getattr(config, f"_{prefix}", None) or {}
         if "grenade" not in data:
             continue
-        source = getattr(config, f"_{prefix}_path", None) or {
-            "env": "environment (INVOKE_GRENADE_*)"
-        }.get(prefix, prefix)
-        layers.append((str(source), data["grenade"]))
+        layer = data["grenade"]
+        if prefix == "env":
+            layers.append((ENV_SOURCE, cast_env(layer)))
+            continue
+        source = getattr(config, f"_{prefix}_path", None) or prefix
+        layers.append((str(source), layer))
     overrides = getattr(config, "_overrides", None) or {}
     if "grenade" in overrides:
         layers.append(("command line", overrides["grenade"]))
@@ -250,6 +366,15 @@ class GrenadeConfig:
             # invoke skips a missing -f file silently; running with defaults instead
             # would deploy into /opt/stack.
             raise ConfigError(f"{runtime}: no such config file (invoke -f)")
+        if runtime:
+            # a typo at the top (`grenad:`) would otherwise run the defaults into /opt/stack
+            known = set(config.global_defaults()) | {"grenade"}
+            for key in getattr(config, "_runtime", None) or {}:
+                if key not in known:
+                    line = yaml_key_line(runtime, [key])
+                    raise ConfigError(f"{runtime}{f':{line}' if line else ''}: top-level key "
+                                      f"'{key}' is unknown (grenade's settings go under "
+                                      "'grenade:')")
         return cls.load(layers_from_invoke(config))
 
     @classmethod

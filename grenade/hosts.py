@@ -1,9 +1,9 @@
 """Where a command runs, behind one call shape: ``host.run(argv, ...) -> Result``.
 
-`LocalHost` runs a command as a child in its own process group, tees its output
-into the step log and the run log, and kills the whole group when the step's
-timeout expires or the run is interrupted. Steps never ask whether they are
-local: they get a host and call `run`.
+`LocalHost` runs a command as a child in its own process group with its output
+going straight to the step's log file, follows that file into the run log, and
+kills the whole group when the step's timeout expires or the run is interrupted.
+Steps never ask whether they are local: they get a host and call `run`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a step's process group
-DRAIN_GRACE = 0.2  # seconds to keep reading after the hook exits (background children)
+FOLLOW_EVERY = 0.2  # seconds between reads of the step log while the hook runs
 
 
 @dataclass
@@ -33,7 +33,9 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.exited == 0 and not self.timed_out and self.signalled is None
+        # A hook that finished cleanly while a signal arrived is still done: the
+        # run stops before the next step, not by forgetting this one.
+        return self.exited == 0 and not self.timed_out
 
 
 def _kill_group(pgid: int, sig: int) -> None:
@@ -43,20 +45,46 @@ def _kill_group(pgid: int, sig: int) -> None:
         pass
 
 
+class _LogFollower:
+    """Reads what a hook appended to its log and hands it on line by line."""
+
+    def __init__(self, path: Path, on_line: Callable[[str], None] | None) -> None:
+        self.fh = open(path, "rb")
+        self.fh.seek(0, os.SEEK_END)
+        self.on_line = on_line
+        self.pending = b""
+
+    def poll(self) -> None:
+        chunk = self.fh.read()
+        if chunk and self.on_line:
+            self.pending += chunk
+            *lines, self.pending = self.pending.split(b"\n")
+            for raw in lines:
+                self.on_line(raw.decode(errors="replace"))
+
+    def close(self) -> None:
+        self.poll()
+        if self.pending and self.on_line:
+            self.on_line(self.pending.decode(errors="replace"))
+        self.fh.close()
+
+
 class LocalHost:
-    """This machine. `current` is the process group of the step running now."""
+    """This machine. `current_pgid` is the process group of the step running now."""
 
     name = "local"
 
     def __init__(self) -> None:
         self.current_pgid: int | None = None
         self.interrupted_by: int | None = None
+        self._kill_at: float | None = None
 
     def interrupt(self, signum: int) -> None:
-        """Stop the running step (called from a signal handler)."""
+        """Stop the running step (called from a signal handler; never raises)."""
         self.interrupted_by = signum
         if self.current_pgid is not None:
             _kill_group(self.current_pgid, signal.SIGTERM)
+            self._kill_at = time.monotonic() + KILL_GRACE
 
     def run(
         self,
@@ -71,73 +99,58 @@ class LocalHost:
     ) -> Result:
         """Run `argv` (no shell), its output appended to `log_path` and given to `on_line`.
 
-        `on_start` is called once the command is running: work the caller can do
-        while the command runs (writing the previous step's state) goes there.
+        The hook writes to the log file itself, so children it leaves running in
+        the background keep a valid stdout after it exits. `on_start` is called once
+        the command is running: work the caller can overlap with it goes there.
         """
         start = time.monotonic()
+        deadline = start + timeout if timeout and timeout > 0 else None
         timed_out = False
         with open(log_path, "ab") as log:
+            follower = _LogFollower(log_path, on_line)
             proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=dict(env),
-                cwd=cwd,
+                list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=dict(env), cwd=cwd,
                 start_new_session=True,  # own process group: killable as a whole
             )
-            self.current_pgid = proc.pid
-            if self.interrupted_by is not None:  # a signal arrived while we forked
-                _kill_group(proc.pid, signal.SIGTERM)
+        self.current_pgid = proc.pid
+        self._kill_at = None
+        if self.interrupted_by is not None:  # a signal arrived while we forked
+            self.interrupt(self.interrupted_by)
+        pidfd = os.pidfd_open(proc.pid)
+        sel = selectors.DefaultSelector()
+        sel.register(pidfd, selectors.EVENT_READ)
+        try:
             if on_start is not None:
                 on_start()
-            assert proc.stdout is not None
-            os.set_blocking(proc.stdout.fileno(), False)
-            sel = selectors.DefaultSelector()
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            pending = b""
-            deadline = start + timeout if timeout else None
-            exited_at: float | None = None
-            try:
-                while True:
-                    now = time.monotonic()
-                    if deadline is not None and now >= deadline and not timed_out:
-                        timed_out = True
-                        self._terminate(proc)
-                    wait = 0.5
-                    if deadline is not None and not timed_out:
-                        wait = min(wait, max(deadline - now, 0))
-                    if exited_at is not None:
-                        wait = max(0.0, exited_at + DRAIN_GRACE - now)
-                    events = sel.select(wait)
-                    chunk = b""
-                    if events:
-                        try:
-                            chunk = os.read(proc.stdout.fileno(), 65536)
-                        except BlockingIOError:
-                            chunk = b""
-                        if not chunk:  # EOF: every writer is gone
-                            break
-                        log.write(chunk)
-                        pending += chunk
-                        *lines, pending = pending.split(b"\n")
-                        if on_line:
-                            for raw in lines:
-                                on_line(raw.decode(errors="replace"))
-                    if exited_at is None and proc.poll() is not None:
-                        exited_at = time.monotonic()
-                    elif exited_at is not None and time.monotonic() >= exited_at + DRAIN_GRACE:
-                        # The hook is done but a background child keeps the pipe open.
-                        break
-            finally:
-                sel.close()
-                proc.stdout.close()
-                if pending and on_line:
-                    on_line(pending.decode(errors="replace"))
-                if timed_out or self.interrupted_by is not None:
+            while True:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline and not timed_out:
+                    timed_out = True
+                    _kill_group(proc.pid, signal.SIGTERM)
+                    self._kill_at = now + KILL_GRACE
+                if self._kill_at is not None and now >= self._kill_at:
                     _kill_group(proc.pid, signal.SIGKILL)
-                proc.wait()
-                self.current_pgid = None
+                    self._kill_at = now + KILL_GRACE
+                wake = [FOLLOW_EVERY]
+                for at in (deadline if not timed_out else None, self._kill_at):
+                    if at is not None:
+                        wake.append(max(at - now, 0))
+                if sel.select(min(wake)):  # the pidfd is readable once the hook exited
+                    break
+                follower.poll()
+        except BaseException:
+            _kill_group(proc.pid, signal.SIGKILL)  # never leave a hook behind us
+            raise
+        finally:
+            sel.close()
+            os.close(pidfd)
+            if timed_out or self.interrupted_by is not None:
+                # nothing of a killed step may outlive it
+                _kill_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            self.current_pgid = None
+            follower.close()
         return Result(
             command=" ".join(argv),
             exited=proc.returncode,
@@ -145,11 +158,3 @@ class LocalHost:
             timed_out=timed_out,
             signalled=self.interrupted_by,
         )
-
-    def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
-        """SIGTERM the group, then SIGKILL it once the hook exits or the grace ends."""
-        _kill_group(proc.pid, signal.SIGTERM)
-        end = time.monotonic() + KILL_GRACE
-        while time.monotonic() < end and proc.poll() is None:
-            time.sleep(0.05)
-        _kill_group(proc.pid, signal.SIGKILL)

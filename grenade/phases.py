@@ -303,8 +303,12 @@ class Run:
         try:
             with self._signals():
                 for index, step in enumerate(plan, 1):
+                    if self.host.interrupted_by is not None:
+                        raise Interrupted(self.host.interrupted_by)
                     if step.id in selected and step.id not in skip:
                         self.run_step(index, step)
+                if self.host.interrupted_by is not None:
+                    raise Interrupted(self.host.interrupted_by)
             self.state.failed_step = None
         finally:
             self.state.save()  # the last step's record, however the loop ended
@@ -388,6 +392,7 @@ class Run:
         if result.signalled:
             self.say(message)
             raise Interrupted(result.signalled)
+        # (a hook that exited 0 while a signal arrived is done; the loop stops after it)
         raise StepFailed(message, exit_code=result.exited if result.exited > 0 else 1)
 
     def failure_message(self, step: Step, why: str, log_path: Path) -> str:
@@ -523,9 +528,9 @@ class _SignalGuard:
         return self
 
     def _handle(self, signum: int, frame: object) -> None:
+        # Only record and forward: raising here could land between a fork and the
+        # bookkeeping of its process group. The step loop raises between steps.
         self.run.host.interrupt(signum)
-        if self.run.host.current_pgid is None:
-            raise Interrupted(signum)
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.old.items():

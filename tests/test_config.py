@@ -85,3 +85,36 @@ def test_zuul_localrc_branches_apply_unless_config_sets_them(tmp_path: Path):
                              cwd=tmp_path)
     assert cfg["target"]["branch"] == "stable/2026.1"
     assert cfg["base"]["branch"] == "stable/2025.1"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("base: null", "'grenade.base' must be a mapping, got null"),
+    ("plugins: [{}]", "'grenade.plugins.0' needs name and repo"),
+    ("projects_dirs: [1]", "'grenade.projects_dirs' must be a list of strings"),
+    ("smoke_command: [1, 2]", "'grenade.smoke_command' must be a list of strings"),
+    ("grenade_localrc: {A-B: 1}", "has 'A-B', which is not a shell variable name"),
+    ("localrc: {A: [1]}", "A must be a string, number or bool, got list"),
+    ("timeout: 0", "'grenade.timeout' must be more than 0 seconds"),
+    ("timeout: -5", "'grenade.timeout' must be more than 0 seconds"),
+    ("stack_root: ''", "'grenade.stack_root' must not be empty"),
+    ("stack_root: /", "must not be / or contain the grenade checkout"),
+    ("trees: {base_name: ../../etc}", "'grenade.trees.base_name' must be a single directory"),
+    ("deployer: lxc", "'grenade.deployer' must be one of lite, devstack, external"),
+])
+def test_bad_values_are_named(tmp_path: Path, text: str, message: str):
+    path = write(tmp_path / "run.yaml", f"grenade:\n  {text}\n")
+    with pytest.raises(ConfigError) as err:
+        GrenadeConfig.from_file(path)
+    assert str(err.value).startswith(f"{path}:2: ") and message in str(err.value)
+
+
+def test_environment_strings_are_cast_strictly():
+    from grenade.config import cast_env
+    layer = cast_env({"verify_resources": "False", "timeout": "90", "trees": {"prepared": "yes"},
+                      "projects_dirs": "/a:/b", "stack_root": "/s"})
+    assert layer == {"verify_resources": False, "timeout": 90, "trees": {"prepared": True},
+                     "projects_dirs": ["/a", "/b"], "stack_root": "/s"}
+    with pytest.raises(ConfigError, match="INVOKE_GRENADE_TIMEOUT='abc' must be a number"):
+        cast_env({"timeout": "abc"})
+    with pytest.raises(ConfigError, match="INVOKE_GRENADE_VERBOSE='maybe' must be true or false"):
+        cast_env({"verbose": "maybe"})
