@@ -95,8 +95,9 @@ def plan(c):
 @_guard
 def status(c):
     """Show the run state of this stack_root: each step, its status and duration."""
-    with _run(c) as r:
-        print(r.status_text())
+    r = _run(c)
+    r.read_state()  # no lock: status works while a run is going on
+    print(r.status_text())
 
 
 @task(help={"logs": "remove the logs too", "trees": "remove the base and target trees too"})

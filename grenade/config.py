@@ -239,6 +239,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 ENV_SOURCE = "environment (INVOKE_GRENADE_*)"
+RUNTIME_KEYS = ("timeout", "verbose")
 
 
 def env_skeleton(tree: dict[str, Any] = DEFAULTS) -> dict[str, Any]:
@@ -432,8 +433,13 @@ class GrenadeConfig:
         return ",".join(value) if isinstance(value, list) else value
 
     def digest(self) -> str:
-        """Hash of the effective configuration, part of the resume fingerprint."""
-        blob = json.dumps(self.data, sort_keys=True, default=str).encode()
+        """Hash of the effective configuration, part of the resume fingerprint.
+
+        Keys that only change how the run is carried out (a longer timeout after a
+        step timed out, verbosity) are left out: changing them must not block --resume.
+        """
+        kept = {k: v for k, v in self.data.items() if k not in RUNTIME_KEYS}
+        blob = json.dumps(kept, sort_keys=True, default=str).encode()
         for key in ("localrc_file", "pluginrc_file"):
             if self.data[key]:
                 blob += Path(self.data[key]).read_bytes()

@@ -8,7 +8,9 @@ writing the state after every step.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pwd
 import shlex
 import shutil
 import signal
@@ -22,7 +24,7 @@ from typing import Any, TextIO
 from . import deployers as dep
 from .config import GrenadeConfig
 from .deployers.registry import get_deployer
-from .errors import ConfigError, GrenadeError, Interrupted, StateError, StepFailed
+from .errors import ConfigError, DeployError, GrenadeError, Interrupted, StateError, StepFailed
 from .hosts import LocalHost
 from .logs import RunLog, step_log_name, tail
 from .plan import COARSE, KINDS, PlanInputs, Step, build_plan, format_plan
@@ -90,9 +92,13 @@ class Run:
             self.say("setup: already done for this run (use --force to start a new run)")
             return
         self.state.reset()
+        # The deployer prepares the trees twice: before the settings are sourced
+        # (so the base tree's ENABLED_SERVICES is the configured one) and after
+        # (so their devstack_localrc lines reach local.conf).
         workflow: tuple[Callable[[dict[str, Any]], None], ...] = (
             self._prepare_trees, self._write_grenade_dir, self._prepare_plugins,
-            self._load_settings, self._prepare_deployer, self._build_plan,
+            self._prepare_deployer, self._load_settings, self._prepare_deployer,
+            self._build_plan,
         )
         setup: dict[str, Any] = {}
         for task in workflow:
@@ -248,14 +254,28 @@ class Run:
                             f"@{trees.get('target', {}).get('sha')}"),
             "plugins": {k: v["sha"] for k, v in setup.get("plugins", {}).items()},
             "projects": [f"{p['name']}:{p['dir']}" for p in settings.get("projects", [])],
+            "settings": self.settings_digest(),
             "config": self.cfg.digest(),
             "hosts": ["local"],
         }
+
+    def settings_digest(self) -> str:
+        """Hash of the settings files that would be sourced now: names and contents.
+
+        A project added, removed or re-registered since setup changes it, so the
+        recorded project list cannot silently go stale.
+        """
+        plugins = [Path(p["path"]) for p in self.state.setup.get("plugins", {}).values()]
+        digest = hashlib.sha256()
+        for path in discover_settings(self.cfg["projects_dirs"], plugins):
+            digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()[:16]
 
     def current_fingerprint(self) -> dict[str, Any]:
         """Recompute from what is on disk now (tree SHAs may have moved)."""
         fp = dict(self.state.fingerprint)
         fp["config"] = self.cfg.digest()
+        fp["settings"] = self.settings_digest()
         for side, key in (("base", "base_tree"), ("target", "target_tree")):
             path = Path(self.state.setup["trees"][side]["path"])
             fp[key] = f"{path}@{git_sha(path)}"
@@ -309,7 +329,8 @@ class Run:
                         self.run_step(index, step)
                 if self.host.interrupted_by is not None:
                     raise Interrupted(self.host.interrupted_by)
-            self.state.failed_step = None
+            if self.state.status(self.state.failed_step or "") == DONE:
+                self.state.failed_step = None
         finally:
             self.state.save()  # the last step's record, however the loop ended
 
@@ -348,7 +369,7 @@ class Run:
             "TOP_DIR": str(top),
             "GRENADE_PHASE": step.kind,
             "GRENADE_PROJECT": step.project,
-            "GRENADE_SIDE": step.argv[3] if len(step.argv) > 3 else "",
+            "GRENADE_SIDE": step.resource_side,
         })
         env.update(dict(step.env))
         return env
@@ -356,10 +377,7 @@ class Run:
     def run_step(self, index: int, step: Step) -> None:
         rec = self.state.record(step.id)
         log_path = self.log.steps_dir / step_log_name(index, step.id)
-        argv = list(step.argv)
-        if step.user and step.user != _current_user():
-            argv = (["runuser", "-u", step.user, "--"] if os.geteuid() == 0
-                    else ["sudo", "-E", "-u", step.user, "--"]) + argv
+        argv = as_user(step.user, step.argv)
         rec.status, rec.started, rec.log, rec.host = RUNNING, time.time(), str(log_path), "local"
         rec.exit_code, rec.message = None, ""
         self.say(f"[{index:02d}/{self._plan_size:02d}] {step.kind} {step.project}: "
@@ -483,33 +501,48 @@ class Run:
         return "\n".join(out)
 
     def clean(self, logs: bool = False, trees: bool = False) -> None:
-        """Stop what the deployer started; remove state (and logs, trees when asked)."""
-        if self.paths.grenade_dir.is_dir():
-            env = self.base_env()
-            for i, cmd in enumerate(self.deployer.unstack(self.deploy_context()), 1):
-                if not Path(cmd.cwd or ".").exists():
-                    continue
-                log_path = self.paths.logs_dir / "steps" / step_log_name(900 + i, "clean")
-                self.log.steps_dir.mkdir(parents=True, exist_ok=True)
-                self.say(f"==> clean: {shlex.join(cmd.argv)}")
-                result = self.host.run(cmd.argv, env={**env, **cmd.env}, cwd=cmd.cwd,
-                                       timeout=float(self.cfg["timeout"]), log_path=log_path)
-                if not result.ok:
-                    self.say(f"clean: {shlex.join(cmd.argv)} exited {result.exited} "
-                             f"(log {log_path}); continuing")
+        """Stop what the deployer started; remove state (and logs, trees when asked).
+
+        If stopping fails, nothing is removed: the state and logs are what is
+        needed to find out why.
+        """
+        env = self.base_env()
+        failed = []
+        for i, cmd in enumerate(self.deployer.unstack(self.deploy_context()), 1):
+            if cmd.cwd is not None and not Path(cmd.cwd).is_dir():
+                continue
+            log_path = self.log.steps_dir / step_log_name(900 + i, "clean")
+            self.say(f"clean: {shlex.join(cmd.argv)} (in {cmd.cwd})")
+            result = self.host.run(as_user(cmd.user, cmd.argv), env={**env, **cmd.env},
+                                   cwd=cmd.cwd, timeout=float(self.cfg["timeout"]),
+                                   log_path=log_path)
+            if not result.ok:
+                failed.append(f"{shlex.join(cmd.argv)} in {cmd.cwd} exited {result.exited} "
+                              f"(log {log_path})")
+        if failed:
+            raise DeployError("clean: stopping the cloud failed; nothing was removed:\n  "
+                              + "\n  ".join(failed))
         doomed = [self.paths.save_dir, self.paths.grenade_dir]
         if trees:
             doomed += [self.paths.base_release_dir, self.paths.target_release_dir,
-                       self.paths.plugin_root]
+                       self.paths.plugin_root, self.paths.stack_root / "data"]
         if logs:
             if self._log:
                 self._log.close()
                 self._log = None
             doomed.append(self.paths.logs_dir)
+        root = self.paths.stack_root.resolve()
+        removed = []
         for path in doomed:
-            if path.exists():
+            # only what this run made under its stack_root, whatever the config says
+            if path.exists() and path.resolve().is_relative_to(root) and path.resolve() != root:
                 shutil.rmtree(path)
-        self.console.write("clean: removed " + ", ".join(str(p) for p in doomed) + "\n")
+                removed.append(str(path))
+        self.console.write("clean: removed " + (", ".join(removed) or "nothing") + "\n")
+
+    def read_state(self) -> None:
+        """Load the state without taking the run lock (for `status` during a run)."""
+        self.state = RunState.load(self.paths.state_file)
 
     def print_plan(self) -> None:
         self.console.write(format_plan(self.plan()) + "\n")
@@ -537,9 +570,13 @@ class _SignalGuard:
             signal.signal(sig, handler)
 
 
-def _current_user() -> str:
-    import pwd
-    return pwd.getpwuid(os.geteuid()).pw_name
+def as_user(user: str | None, argv: Iterable[str]) -> list[str]:
+    """`argv` run as `user` (runuser as root, sudo otherwise); as is for ourselves."""
+    if not user or user == pwd.getpwuid(os.geteuid()).pw_name:
+        return list(argv)
+    prefix = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else ["sudo", "-E", "-u", user,
+                                                                       "--"]
+    return prefix + list(argv)
 
 
 def coarse_kinds(name: str) -> tuple[str, ...]:

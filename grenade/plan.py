@@ -68,6 +68,7 @@ class Step:
     user: str | None = None
     note: str = ""
     hosts: str = "local"
+    resource_side: str = ""  # pre-upgrade/post-upgrade: GRENADE_SIDE of resource steps
 
     @property
     def id(self) -> str:
@@ -104,11 +105,13 @@ class PlanInputs:
 
 def _hook_steps(kind: str, projects: list[Project], hook: str, args: tuple[str, ...],
                 side: str) -> list[Step]:
+    resource_side = args[1] if hook == "resources.sh" and len(args) > 1 else ""
     steps = []
     for p in projects:
         path = p.hook(hook)
         if path is not None:
-            steps.append(Step(kind, p.name, ("bash", str(path), *args), side=side))
+            steps.append(Step(kind, p.name, ("bash", str(path), *args), side=side,
+                              resource_side=resource_side))
     return steps
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SettingsError
-from .trees import release_name
+from .trees import upgrade_direction
 
 HOOKS = ("upgrade.sh", "shutdown.sh", "resources.sh", "verify.sh", "snapshot.sh")
 
@@ -36,8 +36,7 @@ class Project:
     def per_release_script(self, base_branch: str, target_branch: str,
                            base_release: str | None = None) -> tuple[str, Path, bool]:
         """(direction, path, exists) of what `upgrade_project` in upgrade.sh would source."""
-        direction = "within" if base_branch == target_branch else "from"
-        rel = base_release or release_name(base_branch)
+        direction, rel = upgrade_direction(base_branch, target_branch, base_release=base_release)
         path = Path(self.dir) / f"{direction}-{rel}" / f"upgrade-{self.name}"
         return direction, path, path.is_file()
 

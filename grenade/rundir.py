@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import REPO_DIR, SHELL_DIR
 from .config import GrenadeConfig
+from .trees import release_name
 
 FALLBACK_DEVSTACK = REPO_DIR / "devstack_trees" / "lite"
 FALLBACK_FILES = ("functions", "functions-common", "inc")
@@ -101,6 +102,8 @@ def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, base_branch: str,
         "TARGET_DEVSTACK_DIR": paths.target_devstack,
         "BASE_DEVSTACK_BRANCH": base_branch,
         "TARGET_DEVSTACK_BRANCH": target_branch,
+        "BASE_RELEASE_NAME": release_name(base_branch, cfg["base"]["release"]),
+        "TARGET_RELEASE_NAME": release_name(target_branch, cfg["target"]["release"]),
         "SAVE_DIR": paths.save_dir,
         "PLUGIN_DIR": paths.plugin_root,
     }

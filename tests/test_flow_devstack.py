@@ -56,3 +56,23 @@ def test_dirty_tree_refused_and_resume_fingerprint(run_yaml, tmp_path):
     proc = invoke(config, "setup", "--force", env={"STACK_RECORD": str(record)})
     assert proc.returncode == 1
     assert "stackrc" in proc.stderr and "new/devstack" in proc.stderr
+
+
+def test_failures_in_stack_base_and_save_state_are_named(run_yaml, tmp_path):
+    src = make_devstack_repo(tmp_path / "devstack-src")
+    repo = git.Repo(src)
+    repo.git.branch("stable/2025.2")
+    repo.git.branch("stable/2026.1")
+    config = run_yaml(deployer="devstack",
+                      base={"repo": str(src), "branch": "stable/2025.2"},
+                      target={"repo": str(src), "branch": "stable/2026.1"})
+    proc = invoke(config, "run")  # no STACK_RECORD: the fixture's stack.sh fails
+    assert proc.returncode != 0
+    assert "FAILED step stack-base/devstack: project devstack, phase stack-base" in proc.stderr
+    assert "STACK_RECORD must name the record file" in proc.stderr
+    # resumed with stack.sh fixed, the mysql dumps fail: this tree's databases are
+    # MySQL ones and no MySQL answers here
+    proc = invoke(config, "run", "--resume", env={"STACK_RECORD": str(tmp_path / "rec")})
+    assert proc.returncode != 0
+    assert "FAILED step save-state/grenade: project grenade, phase save-state" in proc.stderr
+    assert "mysql" in proc.stderr

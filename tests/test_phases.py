@@ -269,11 +269,32 @@ def test_resume_refused_when_fingerprint_changed(run_yaml, tmp_path):
     config = run_yaml()
     proc = invoke(config, "run", env={"FAIL_IN": "verify-pre/alpha"})
     assert proc.returncode == 3
-    run_yaml(timeout=61)  # config changed
+    run_yaml(timeout=61)  # a runtime-only key: resuming with a longer timeout is fine
+    run_yaml(timeout=61, enabled_services="alpha")  # this changes the run
     proc = invoke(config, "run", "--resume")
     assert proc.returncode == 1
     assert "refusing to continue" in proc.stderr
     assert "config:" in proc.stderr
+
+
+def test_resume_refused_when_projects_changed(run_yaml, tmp_path):
+    import shutil
+
+    from conftest import FIXTURES
+    projects = tmp_path / "projects"
+    shutil.copytree(FIXTURES / "projects", projects)
+    config = run_yaml(projects_dirs=[str(projects)])
+    proc = invoke(config, "run", env={"FAIL_IN": "verify-pre/alpha"})
+    assert proc.returncode == 3
+    shutil.copytree(projects / "20_beta", projects / "25_delta")
+    proc = invoke(config, "run", "--resume")
+    assert proc.returncode == 1
+    assert "settings:" in proc.stderr
+    shutil.rmtree(projects / "25_delta")
+    with open(projects / "10_alpha" / "settings", "a") as fh:
+        fh.write("export ALPHA_TOKEN=changed\n")
+    proc = invoke(config, "run", "--resume")
+    assert proc.returncode == 1 and "settings:" in proc.stderr
 
 
 def test_resume_refused_when_tree_moved(run_yaml, tmp_path):
@@ -308,9 +329,13 @@ def test_second_run_on_same_stack_root_refused(run_yaml, monkeypatch):
         cwd=config.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: "create" in " ".join(trace(config.parent / "stack")))
-        proc = invoke(config, "status")
+        proc = invoke(config, "run")
         assert proc.returncode == 1
         assert "another grenade run holds" in proc.stderr
+        # status only reads the state: it works during the run
+        proc = invoke(config, "status")
+        assert proc.returncode == 0, proc.stderr
+        assert "done" in proc.stdout and "pending" in proc.stdout
     finally:
         first.send_signal(signal.SIGTERM)
         out, errout = first.communicate(timeout=30)
@@ -459,3 +484,22 @@ def test_smoke_command_honours_base_run_smoke(run_yaml):
     config = run_yaml(smoke_command=smoke, grenade_localrc={"BASE_RUN_SMOKE": False})
     lines = trace(run_all(config, new_run=True).paths.stack_root)[len(lines):]
     assert [ln for ln in lines if ln.startswith("smoke")] == ["smoke verify-target new"]
+
+
+def test_release_override_reaches_upgrade_project(run_yaml):
+    # a base on a branch that names no release (a SHA on master, say) with `release:`
+    config = run_yaml(base={"branch": "master", "release": "2025.2"})
+    run = run_all(config)
+    assert "from-2025.2 applied to alpha" in trace(run.paths.stack_root)
+    assert [s.note for s in run.plan() if s.kind == "upgrade"][0] == \
+        "from-2025.2/upgrade-alpha: applies"
+
+
+def test_failure_in_snapshot_names_it(run_yaml, monkeypatch):
+    config = run_yaml()
+    monkeypatch.setenv("FAIL_IN", "snapshot/beta")
+    with pytest.raises(StepFailed) as err:
+        run_all(config)
+    assert "FAILED step snapshot/beta: project beta, phase snapshot, host local, exit code 6" \
+        in str(err.value)
+    assert "beta: snapshot of the volume failed" in str(err.value)

@@ -18,7 +18,10 @@ drives it:
   reference measured, ``oslo.policy<6`` up to 2026.1 and ``oslo.db<18`` for 2025.1).
 * ``LiteDeployer``: ``stack`` runs the base tree's ``stack.sh``; ``unstack`` runs the
   target's then the base's ``unstack.sh`` (services, then the PostgreSQL cluster);
-  ``prepare`` checks the machine and writes each tree's ``local.conf``.
+  ``prepare`` checks the machine and writes each tree's ``local.conf`` with the devstack
+  deployer's renderer (``render_local_conf``), the lite layout as its template;
+  ``versions`` reads which services a tree has from its ``lib/<service>`` headers
+  (``# lite-service: NAME DISTRIBUTION``, see the tree's README, "Adding a service").
 
 Run directory (see the tree's README): ``<stack_root>/old|new/devstack`` (trees),
 ``old|new/venv`` (release venvs), ``old|new/logs`` (service logs), ``data/`` (shared:
@@ -38,6 +41,7 @@ import importlib.metadata
 import io
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -56,13 +60,11 @@ from gitdb.base import IStream
 from grenade import REPO_DIR
 from grenade.deployers import Command, DeployContext
 from grenade.deployers.devstack import (
-    GENERATED_MARKER,
-    LOCALRC_HEADER,
+    LAYOUT,
     capture_tree_config,
-    merge_local_conf,
-    plugin_localrc_entries,
-    render_localrc_auto,
-    user_localrc_lines,
+    orig_path,
+    render_local_conf,
+    write_local_conf,
 )
 from grenade.errors import DeployError
 
@@ -255,7 +257,15 @@ def _pg_bin_available() -> bool:
 
 
 def _blocked_for(user: str, path: Path) -> Path | None:
-    """The first directory from / to ``path`` that ``user`` cannot enter, if any."""
+    """The first directory from / to ``path`` that ``user`` cannot enter, if any.
+
+    Why two checks: this one runs at setup, before trees, venvs or anything else are
+    made, so a stack_root PostgreSQL cannot reach fails in seconds with the fix named.
+    It reads mode bits only. The authority is ``_pg_check_traversable`` in the tree's
+    ``lib/databases/postgresql``, run by ``stack.sh`` as the ``postgres`` user itself
+    (so ACLs, mounts and changes made since setup count), which also protects a
+    ``stack.sh`` run without grenade. Both must name the same directory.
+    """
     try:
         account = pwd.getpwnam(user)
     except KeyError:
@@ -311,44 +321,63 @@ def check_prerequisites(ctx: DeployContext) -> None:
         raise DeployError("lite deployer prerequisites:\n  " + "\n  ".join(problems))
 
 
-def render_lite_local_conf(ctx: DeployContext, side: str, orig: str = "") -> str:
-    """A side's ``local.conf``: run layout, then the tree's own, config, plugin lines."""
-    tree = _tree(ctx, side)
-    layout = [
-        f"DEST={tree.parent}",
-        f"DATA_DIR={ctx.stack_root / 'data'}",
-        f"DATABASE_TYPE={ctx.config.get('database', 'postgresql')}",
-    ]
+def lite_layout(ctx: DeployContext, side: str) -> dict[str, object]:
+    """The lite layout: the template keys of the lite tree's ``local.conf``."""
+    layout: dict[str, object] = {
+        "DEST": _tree(ctx, side).parent,
+        "DATA_DIR": ctx.stack_root / "data",
+        "DATABASE_TYPE": ctx.config.get("database", "postgresql"),
+    }
     services = ctx.config.get("enabled_services")
     if services:
-        if isinstance(services, list):
-            services = ",".join(services)
-        layout.append(f"ENABLED_SERVICES={services}")
-    text = merge_local_conf("\n".join([LOCALRC_HEADER, *layout]), orig)
-    text = merge_local_conf(
-        text, "\n".join([LOCALRC_HEADER, *user_localrc_lines(ctx.config.get("localrc"))]))
-    lines = text.rstrip("\n").splitlines()
-    for settings_file, extra in plugin_localrc_entries(ctx, side):
-        lines += [f"# added by {settings_file}", *extra.splitlines()]
-    header = [f"{GENERATED_MARKER} for the {side} side (lite deployer); rewritten at "
-              "every setup."]
-    return "\n".join([*header, *lines]) + "\n"
+        layout["ENABLED_SERVICES"] = (",".join(services) if isinstance(services, list)
+                                      else services)
+    return layout
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def render_lite_local_conf(ctx: DeployContext, side: str, orig: str = "") -> str:
+    """A side's ``local.conf``: the devstack deployer's renderer with the lite layout
+    as its template (then the tree's own configuration, the run's ``localrc``, plugin
+    lines; every value quoted, plugin meta-sections after the localrc section)."""
+    return render_local_conf(ctx, side, orig, template=(LAYOUT,),
+                             layout=lite_layout(ctx, side), deployer="lite")
 
 
-SERVICE_DISTRIBUTIONS = {"keystone": "keystone", "placement": "openstack-placement"}
+# ``# lite-service: NAME DISTRIBUTION`` in a lib's leading comment block: lib/NAME is a
+# service stack.sh deploys, from the PyPI distribution DISTRIBUTION (the tree's
+# lib/stack reads the same line: keep the two patterns alike).
+SERVICE_HEADER = re.compile(r"#[ \t]*lite-service:[ \t]+([a-z0-9_]+)[ \t]+(\S+)[ \t]*")
+
+
+def tree_services(tree: Path) -> dict[str, str]:
+    """``{service: distribution}`` of a lite tree's service libs, in lib name order."""
+    services: dict[str, str] = {}
+    lib = tree / "lib"
+    for path in sorted(lib.iterdir()) if lib.is_dir() else []:
+        if not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if line.strip() and not line.startswith("#"):
+                break  # past the leading comment block
+            match = SERVICE_HEADER.fullmatch(line)
+            if match:
+                if match.group(1) != path.name:
+                    raise DeployError(f"{path} declares lite-service {match.group(1)}: "
+                                      f"a service lib must be named lib/{match.group(1)}")
+                services[match.group(1)] = match.group(2)
+                break
+    return services
+
+
+def _normalize(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
 
 
 def _installed_version(venv: Path, dist: str) -> str | None:
     """The version of `dist` installed in `venv`, read from its metadata."""
     for site in venv.glob("lib/python3*/site-packages"):
         for found in importlib.metadata.distributions(path=[str(site)]):
-            if found.metadata["Name"].lower().replace("_", "-") == dist:
+            if _normalize(found.metadata["Name"] or "") == _normalize(dist):
                 return found.version
     return None
 
@@ -369,10 +398,8 @@ class LiteDeployer:
             tree = _tree(ctx, side)
             if not (tree / "stackrc").is_file():
                 continue
-            orig = capture_tree_config(tree, ctx.save_dir / f"devstack.{side}.local.conf.orig")
-            text = render_lite_local_conf(ctx, side, orig)
-            _write(tree / "local.conf", text)
-            _write(tree / ".localrc.auto", render_localrc_auto(text))
+            orig = capture_tree_config(tree, orig_path(ctx, side))
+            write_local_conf(tree, render_lite_local_conf(ctx, side, orig))
 
     def stack(self, ctx: DeployContext) -> Command | None:
         return Command(argv=["bash", "./stack.sh"], cwd=ctx.base_devstack_dir,
@@ -388,12 +415,18 @@ class LiteDeployer:
         return commands
 
     def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
-        """Each service's version in the base and the target venv (None: not installed)."""
-        out = {}
-        for service, dist in SERVICE_DISTRIBUTIONS.items():
-            out[service] = tuple(_installed_version(_tree(ctx, side).parent / "venv", dist)
-                                 for side in LITE_SIDES)
-        return out
+        """Each service's version in the base and the target venv (None: not installed).
+
+        The services and their distributions are the trees' ``lib/<service>`` headers
+        (the target's declaration wins when both trees name a service).
+        """
+        dists: dict[str, str] = {}
+        for side in LITE_SIDES:
+            dists.update(tree_services(_tree(ctx, side)))
+        venvs = [_tree(ctx, side).parent / "venv" for side in LITE_SIDES]
+        return {service: (_installed_version(venvs[0], dist),
+                          _installed_version(venvs[1], dist))
+                for service, dist in dists.items()}
 
     def hook_env(self, ctx: DeployContext) -> dict[str, str]:
         # Both trees (stack.sh and every upgrade.sh) share one uv cache across runs.
