@@ -553,3 +553,20 @@ def test_save_data_dumps_existing_postgresql_databases(env):
     finally:
         as_postgres(f"{bindir}/pg_ctl", "-D", f"{data}/db", "-m", "immediate", "stop")
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_ping_check_public_never_runs_its_address(env, tmp_path):
+    if shutil.which("ping") is None:
+        pytest.skip("no ping on this machine")
+    marker = tmp_path / "pwned"
+    script = PRELUDE_PING + f'ping_check_public "127.0.0.1; touch {marker}" 2 True'
+    proc = run(script, env, check=False)
+    assert proc.returncode != 0
+    assert not marker.exists()
+    assert "Couldn't ping server 127.0.0.1; touch" in err(proc) + out(proc)
+    proc = run(PRELUDE_PING + "ping_check_public 127.0.0.1 5 True && echo reachable", env,
+               check=False)
+    assert "reachable" in out(proc)
+
+
+PRELUDE_PING = 'source "$GRENADE_DIR/grenaderc"; source "$GRENADE_DIR/functions"\n'
