@@ -14,7 +14,6 @@ import pwd
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -24,7 +23,15 @@ from typing import Any, TextIO
 from . import deployers as dep
 from .config import GrenadeConfig
 from .deployers.registry import get_deployer
-from .errors import ConfigError, DeployError, GrenadeError, Interrupted, StateError, StepFailed
+from .errors import (
+    ConfigError,
+    DeployError,
+    GrenadeError,
+    Interrupted,
+    StateError,
+    StepFailed,
+    TreeError,
+)
 from .hosts import LocalHost
 from .logs import RunLog, step_log_name, tail
 from .plan import COARSE, KINDS, PlanInputs, Step, build_plan, format_plan
@@ -32,7 +39,14 @@ from .plugins import Settings, discover_settings, enabled_services_from_tree, lo
 from .resources import read_results
 from .rundir import Paths, pluginrc_line, write_grenade_dir
 from .state import DONE, FAILED, RUNNING, SKIPPED, RunLock, RunState, fingerprint_diff
-from .trees import PreparedTree, TreeSpec, parse_pluginrc, prepare_plugin, prepare_tree
+from .trees import (
+    PreparedTree,
+    TreeSpec,
+    parse_pluginrc,
+    prepare_plugin,
+    prepare_tree,
+    tree_sha,
+)
 from .trees import release_name as branch_release
 
 TAIL_LINES = 20
@@ -40,11 +54,10 @@ TAIL_LINES = 20
 
 def git_sha(path: Path) -> str | None:
     """The checked-out SHA of a tree we did not prepare ourselves (None if not git)."""
-    if not (path / ".git").exists():
+    try:
+        return tree_sha(path)
+    except TreeError:
         return None
-    proc = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"],
-                          capture_output=True, text=True)
-    return proc.stdout.strip() or None
 
 
 class Run:

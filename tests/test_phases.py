@@ -355,9 +355,17 @@ def test_sigint_exits_130(run_yaml, monkeypatch):
         [sys.executable, "-m", "invoke", "-r", str(REPO), "-f", str(config), "run"],
         cwd=config.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: "verify-pre alpha" in " ".join(trace(config.parent / "stack")))
+    _wait_for(lambda: (config.parent / "stack/save/hung-child.pid").exists())
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
     assert proc.returncode == 130
+    state = json.loads((config.parent / "stack/save/run-state.json").read_text())
+    assert state["failed_step"] == "verify-pre/alpha"
+    assert state["steps"]["verify-pre/alpha"]["message"] == "interrupted by signal 2"
+    assert state["steps"]["create/beta"]["status"] == "done"
+    child = int((config.parent / "stack/save/hung-child.pid").read_text())
+    time.sleep(0.3)
+    assert not _alive(child)
 
 
 def _wait_for(cond, timeout: float = 30) -> None:
