@@ -395,13 +395,13 @@ class Run:
         rec.exit_code, rec.message = None, ""
         self.say(f"[{index:02d}/{self._plan_size:02d}] {step.kind} {step.project}: "
                  f"{shlex.join(step.argv)}")
-        # The previous step's record is written while this step's hook starts up
-        # (on_start): the state file is still rewritten after every step, without
-        # adding the write to the run's critical path.
+        # The previous step's record is written while this step's hook runs
+        # (on_start, in a thread): the state file is still rewritten after every
+        # step, without the write on the run's critical path.
         result = self.host.run(
             argv, env=self.step_env(step), cwd=step.cwd or self.paths.grenade_dir,
             timeout=float(self.cfg["timeout"]), log_path=log_path, on_line=self.log.line,
-            on_start=self.state.save)
+            on_start=self.state.save_in_background)
         self.state.changed(step.id)
         rec.duration = round(result.duration, 3)
         rec.exit_code = result.exited
@@ -585,7 +585,7 @@ class _SignalGuard:
 
 def as_user(user: str | None, argv: Iterable[str]) -> list[str]:
     """`argv` run as `user` (runuser as root, sudo otherwise); as is for ourselves."""
-    if not user or user == pwd.getpwuid(os.geteuid()).pw_name:
+    if not user or user == pwd.getpwuid(os.geteuid()).pw_name:  # only looked up if asked
         return list(argv)
     prefix = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else ["sudo", "-E", "-u", user,
                                                                        "--"]

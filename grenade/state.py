@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,8 @@ class RunState:
     _dirty: set[str] = field(default_factory=set, repr=False)
     _encoded: dict[str, str] = field(default_factory=dict, repr=False)
     _setup_json: tuple[Any, str] = field(default=(None, ""), repr=False)
+    _writer: tuple[threading.Thread, list[BaseException]] | None = field(default=None,
+                                                                         repr=False)
 
     def __post_init__(self) -> None:
         self._dirty.update(self.steps)
@@ -79,13 +82,12 @@ class RunState:
             failed_step=raw.get("failed_step"),
         )
 
-    def save(self) -> None:
-        """Rewrite the file; only steps touched since the last save are re-encoded.
+    def _render(self) -> str:
+        """The file's text; only steps touched since the last render are re-encoded.
 
         A run of hundreds of steps saves after each one, so encoding the whole
         state every time would cost more than the steps themselves.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         for step_id in self._dirty:
             self._encoded[step_id] = (json.dumps(step_id) + ":"
                                       + json.dumps(vars(self.steps[step_id])))
@@ -98,9 +100,44 @@ class RunState:
             "fingerprint": self.fingerprint,
             "failed_step": self.failed_step,
         }, separators=(",", ":"))
-        text = (head[:-1] + ',"setup":' + self._setup_json[1]
+        return (head[:-1] + ',"setup":' + self._setup_json[1]
                 + ',"steps":{' + ",".join(self._encoded[k] for k in self.steps) + "}}")
+
+    def save(self) -> None:
+        """Write the state now (after any background write still going on)."""
+        text = self._render()
+        self.flush()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, text)
+
+    def save_in_background(self) -> None:
+        """`save()`, the file written by a thread while the caller goes on.
+
+        The text is made here, so later changes do not leak into it; the write (a
+        rename ext4 flushes to disk) overlaps the next hook. Writes land in order:
+        each waits for the one before.
+        """
+        text = self._render()
+        self.flush()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                atomic_write(self.path, text)
+            except BaseException as exc:  # reported by the next flush()
+                errors.append(exc)
+
+        self._writer = (threading.Thread(target=write, name="state-writer"), errors)
+        self._writer[0].start()
+
+    def flush(self) -> None:
+        """Wait for a background write to finish; raise what it failed with."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer[0].join()
+            if writer[1]:
+                raise StateError(f"{self.path}: writing the run state failed: {writer[1][0]}")
 
     @property
     def is_setup(self) -> bool:

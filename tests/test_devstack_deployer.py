@@ -288,3 +288,31 @@ def test_plugin_lines_survive_a_json_round_trip(ctx: DeployContext) -> None:
     DevstackDeployer().prepare(ctx)
     text = (ctx.base_devstack_dir / "local.conf").read_text()
     assert text.endswith(f"# added by {HEAT}\nenable_service h-api\n")
+
+
+def test_configuration_values_are_quoted_and_never_run(tmp_path: Path) -> None:
+    # The same renderer as the lite deployer's: a stack_root with a space and a value
+    # holding $(...) are data when stackrc sources .localrc.auto.
+    upstream = make_devstack_repo(tmp_path / "devstack.git")
+    root = tmp_path / "stack root"
+    trees = {side: prepare_tree(TreeSpec(str(upstream), "master"), root / name / "devstack",
+                                None).path for side, name in (("base", "old"), ("target", "new"))}
+    pwned = tmp_path / "pwned"
+    ctx = DeployContext(
+        stack_root=root, base_devstack_dir=trees["base"], target_devstack_dir=trees["target"],
+        grenade_dir=root / "grenade", save_dir=root / "save", logs_dir=root / "logs",
+        base_branch="master", target_branch="master",
+        config={"localrc": {"EVIL": f"$(touch {pwned})", "EMPTY": None, "ON": True}},
+    )
+    DevstackDeployer().prepare(ctx)
+    auto = (trees["base"] / ".localrc.auto").read_text()
+    assert f"DEST='{root}/old'\nDATA_DIR='{root}/data'\n" in auto
+    assert f"EVIL='$(touch {pwned})'\nEMPTY=''\nON=True\n" in auto
+    proc = subprocess.run(
+        ["bash", "-c", 'source ./.localrc.auto && printf "%s|%s|%s" "$DEST" "$EVIL" "$EMPTY"'],
+        cwd=trees["base"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{root}/old|$(touch {pwned})|"
+    assert not pwned.exists(), "a configuration value was executed"
+    # written atomically: no temporary file left behind
+    assert not list(trees["base"].glob(".*.tmp")) and not list(ctx.save_dir.glob(".*.tmp"))

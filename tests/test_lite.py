@@ -34,6 +34,7 @@ from grenade.deployers.lite import (
     check_prerequisites,
     lock_release,
     read_lock,
+    tree_services,
 )
 from grenade.errors import DeployError
 
@@ -282,6 +283,175 @@ def test_deployer_commands_and_local_conf(trees: Path) -> None:
                                                       trees / "old" / "devstack"]
     assert "GRENADE_CACHE_DIR" in deployer.hook_env(ctx)
     assert deployer.default_repo(type("P", (), {"cache_dir": trees / "cache"})())
+
+
+def test_local_conf_values_are_data_never_code(lite_repo: Path, tmp_path: Path) -> None:
+    # A stack_root with a space and configuration values holding $(...): rendered
+    # quoted, and sourcing .localrc.auto (grenade's, or the one stack.sh extracts from
+    # local.conf) runs nothing.
+    root = tmp_path / "stack root"
+    for side, branch in (("old", "stable/2025.2"), ("new", "stable/2026.1")):
+        git.Repo.clone_from(str(lite_repo), root / side / "devstack", branch=branch)
+    pwned = [tmp_path / "pwned-localrc", tmp_path / "pwned-services"]
+    evil = f"$(touch {pwned[0]})"
+    services = f"key,placement-api,$(touch {pwned[1]})"
+    ctx = _ctx(root, database="sqlite", localrc={"EVIL": evil}, enabled_services=services)
+    LiteDeployer().prepare(ctx)
+    tree = root / "old" / "devstack"
+    auto = (tree / ".localrc.auto").read_text()
+    assert f"DEST='{root / 'old'}'" in auto
+    assert f"DATA_DIR='{root / 'data'}'" in auto
+    assert f"EVIL='{evil}'" in auto and f"ENABLED_SERVICES='{services}'" in auto
+    show = "source ./stackrc; printf '%s\\n' \"DEST=$DEST\" \"EVIL=$EVIL\" \"ES=$ENABLED_SERVICES\""
+    for script in (f"source ./functions; {show}",
+                   "source ./functions; extract_localrc_section \"$PWD\" localrc local.conf"
+                   f" .localrc.auto; {show}"):
+        proc = _bash(script, cwd=tree)
+        assert proc.returncode == 0, proc.stderr
+        assert _vars(proc.stdout) == {"DEST": str(root / "old"), "EVIL": evil, "ES": services}
+        assert not any(p.exists() for p in pwned), "a configuration value was executed"
+    # stack.sh's own extraction gives what grenade wrote (less the comment line)
+    extracted = (tree / ".localrc.auto").read_text().splitlines()[1:]
+    assert extracted == auto.splitlines()[1:]
+
+
+def test_plugin_post_config_goes_after_the_localrc_section(trees: Path, tmp_path: Path) -> None:
+    conf = tmp_path / "etc" / "keystone.conf"
+    ctx = _ctx(trees, database="sqlite")
+    ctx.devstack_localrc = {"target": [
+        ("/p/settings", "enable_service foo\n[[post-config|$KEYSTONE_CONF]]\n[token]\n"
+                        "expiration = 7200"),
+        ("/q/settings", "QVAR=1"),
+    ]}
+    LiteDeployer().prepare(ctx)
+    tree = trees / "new" / "devstack"
+    text = (tree / "local.conf").read_text()
+    localrc, _, after = text.partition("[[post-config|$KEYSTONE_CONF]]\n")
+    assert "[[local|localrc]]" in localrc and "# added by /p/settings\nenable_service foo\n" \
+        in localrc and "# added by /q/settings\nQVAR=1\n" in localrc
+    assert after == "[token]\nexpiration = 7200\n"
+    auto = (tree / ".localrc.auto").read_text()
+    assert "[[" not in auto and "expiration" not in auto and "QVAR=1" in auto
+    # what stack.sh does with it: extract the localrc, source it, apply post-config
+    proc = _bash("set -o errexit; source ./functions; extract_localrc_section \"$PWD\" localrc"
+                 f" local.conf .localrc.auto; source ./stackrc; KEYSTONE_CONF={conf};"
+                 " merge_config_group local.conf post-config; echo QVAR=$QVAR", cwd=tree)
+    assert proc.returncode == 0, proc.stderr
+    assert "QVAR=1" in proc.stdout
+    assert conf.read_text().split() == ["[token]", "expiration", "=", "7200"]
+
+
+# --- the tree's services -----------------------------------------------------------------
+
+WIDGET_LIB = """\
+#!/bin/bash
+#
+# lib/widget - a service added to the lite tree as the README says.
+#
+# lite-service: widget widget-server
+
+WIDGET_LITE_PORTS=WIDGET_SERVICE_PORT
+WIDGET_LITE_REQUIRES="keystone placement"
+WIDGET_SERVICE_URI=http://127.0.0.1:${WIDGET_SERVICE_PORT:-}
+
+function is_widget_enabled {
+    [[ ,${ENABLED_SERVICES:-}, == *,w-api,* ]]
+}
+
+function stop_widget {
+    echo "stop widget"
+}
+"""
+
+
+@pytest.fixture
+def widget_tree(tmp_path: Path) -> Path:
+    """A copy of the lite tree with one more service lib, lib/widget."""
+    tree = tmp_path / "stack" / "old" / "devstack"
+    shutil.copytree(TREE_DIR, tree, ignore=shutil.ignore_patterns(
+        "local.conf", ".localrc.auto", "localrc"))
+    (tree / "lib" / "widget").write_text(WIDGET_LIB)
+    return tree
+
+
+def test_services_are_found_from_the_lib_headers(widget_tree: Path) -> None:
+    assert tree_services(TREE_DIR) == {"keystone": "keystone",
+                                       "placement": "openstack-placement"}
+    assert tree_services(widget_tree) == {"keystone": "keystone",
+                                          "placement": "openstack-placement",
+                                          "widget": "widget-server"}
+    order = ("source ./functions; source ./stackrc; source lib/stack;"
+             " lite_find_services \"$PWD\"; for s in \"${LITE_SERVICE_NAMES[@]}\"; do"
+             " source lib/$s; done; echo NAMES=${LITE_SERVICE_NAMES[*]};"
+             " echo DISTS=${LITE_SERVICE_DISTS[*]}; lite_order_services --enabled;"
+             " echo ORDER=${LITE_SERVICES[*]}; echo PORTS=$(for s in ${LITE_SERVICES[*]};"
+             " do lite_service_var $s LITE_PORTS; done)")
+    # bash sees the services Python sees; placement and widget wait for what they need
+    v = _vars(_bash(order, cwd=widget_tree, env={"ENABLED_SERVICES": "w-api,placement-api,key"}
+                    ).stdout)
+    assert v["NAMES"] == "keystone placement widget"
+    assert v["DISTS"] == "keystone openstack-placement widget-server"
+    assert v["ORDER"] == "keystone placement widget"
+    assert v["PORTS"] == "KEYSTONE_SERVICE_PORT PLACEMENT_SERVICE_PORT WIDGET_SERVICE_PORT"
+    v = _vars(_bash(order, cwd=widget_tree, env={"ENABLED_SERVICES": "key"}).stdout)
+    assert v["ORDER"] == "keystone" and v["PORTS"] == "KEYSTONE_SERVICE_PORT"
+    proc = _bash(order, cwd=widget_tree, env={"ENABLED_SERVICES": "key,w-api"})
+    assert proc.returncode != 0
+    assert "widget requires placement, which is not enabled" in proc.stderr
+    # a header naming another service than its file is refused by both readers
+    (widget_tree / "lib" / "gadget").write_text("# lite-service: widget x\n")
+    with pytest.raises(DeployError, match="must be named lib/widget"):
+        tree_services(widget_tree)
+    proc = _bash(order, cwd=widget_tree)
+    assert proc.returncode != 0 and "must be named lib/widget" in proc.stderr
+
+
+def test_unstack_stops_every_service_in_reverse_order(widget_tree: Path) -> None:
+    # xtrace shows each top-level stop call with one '+'
+    proc = subprocess.run(["bash", "-x", "./unstack.sh"], cwd=widget_tree,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "stop widget" in proc.stdout
+    stops = ("stop_widget", "stop_placement", "stop_keystone", "stop_database")
+    called = [line.split()[1] for line in proc.stderr.splitlines()
+              if line.startswith("+ stop_") and line.split()[1] in stops]
+    assert called == list(stops)
+
+
+def _fake_install(venv: Path, dist: str, version: str) -> None:
+    """A dist-info as pip writes it (what importlib.metadata reads)."""
+    site = venv / "lib" / "python3.11" / "site-packages"
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+
+
+def test_versions_come_from_the_trees_service_libs(widget_tree: Path) -> None:
+    root = widget_tree.parent.parent
+    shutil.copytree(widget_tree, root / "new" / "devstack")
+    _fake_install(root / "old" / "venv", "openstack_placement", "14.0.0")
+    _fake_install(root / "new" / "venv", "openstack-placement", "15.0.0")
+    _fake_install(root / "old" / "venv", "Widget.Server", "1.0")
+    _fake_install(root / "new" / "venv", "keystone", "29.1.0")
+    assert LiteDeployer().versions(_ctx(root)) == {
+        "keystone": (None, "29.1.0"),
+        "placement": ("14.0.0", "15.0.0"),
+        "widget": ("1.0", None),
+    }
+
+
+def test_data_reaches_ping_check_and_test_with_retry_as_arguments(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    proc = _bash(f"source ./functions; ping_check '$(touch {marker})' 1 True", cwd=TREE_DIR)
+    assert proc.returncode != 0 and "Couldn't ping $(touch" in proc.stderr
+    proc = _bash(f"source ./functions; test_with_retry '[ -e {tmp_path}/never ]' gave-up 1"
+                 f" '0.2; touch {marker}'", cwd=TREE_DIR)
+    assert proc.returncode != 0 and "gave-up" in proc.stderr
+    assert not marker.exists()
+    # the command itself is a command line, as in devstack
+    proc = _bash(f"source ./functions; test_with_retry 'touch {tmp_path}/ran' never 5 0.1",
+                 cwd=TREE_DIR)
+    assert proc.returncode == 0 and (tmp_path / "ran").exists()
 
 
 @pytest.fixture
