@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +113,7 @@ def _list_of_str(value: Any) -> str | None:
 
 def _shell_vars(value: dict[str, Any]) -> str | None:
     for key, val in value.items():
-        if not (isinstance(key, str) and key.isidentifier()):
+        if not (isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key)):
             return f"has {key!r}, which is not a shell variable name"
         if not isinstance(val, str | int | float | bool):
             return f"{key} must be a string, number or bool, got {_type_name(val)}"

@@ -127,8 +127,7 @@ class Run:
         trees = self.cfg["trees"]
         repo = spec["repo"]
         if repo is None and not trees["prepared"]:
-            default_repo = getattr(self.deployer, "default_repo", None)
-            repo = default_repo(self.paths) if default_repo else None
+            repo = self.deployer.default_repo(self.paths)
         branch = spec["branch"]
         release = branch_release(branch, spec["release"])
         if trees["prepared"] or repo is None:
@@ -496,9 +495,9 @@ class Run:
             states = ", ".join(sorted({r.status for r in recs}))
             out.append(f"  {kind:13} {len(recs):3} step(s) {dur:8.2f}s  {states}")
         out.append(f"  {'total':13} {'':12} {total:8.2f}s")
-        versions = getattr(self.deployer, "versions", None)
-        if versions is not None:
-            for service, (before, after) in versions(self.deploy_context()).items():
+        if self.state.is_setup:
+            for service, (before, after) in self.deployer.versions(
+                    self.deploy_context()).items():
                 out.append(f"  {service:13} {before or '-'} -> {after or '-'}")
         results = read_results(self.paths.save_dir)
         if results:

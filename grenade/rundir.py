@@ -7,6 +7,7 @@ effective `localrc` and `pluginrc`, so every hook re-reads the same state.
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from . import REPO_DIR, SHELL_DIR
 from .config import GrenadeConfig
 from .trees import release_name
 
+SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 FALLBACK_DEVSTACK = REPO_DIR / "devstack_trees" / "lite"
 FALLBACK_FILES = ("functions", "functions-common", "inc")
 
@@ -64,7 +66,7 @@ def localrc_lines(values: dict[str, object]) -> list[str]:
     """`K=V` lines, each value quoted for bash (nothing in them is ever evaluated)."""
     lines = []
     for key, value in values.items():
-        if not key.isidentifier():
+        if not SHELL_NAME.fullmatch(key):
             raise ValueError(f"not a shell variable name: {key!r}")
         text = {True: "True", False: "False"}.get(value, value) if isinstance(value, bool) \
             else str(value)

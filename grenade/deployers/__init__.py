@@ -53,3 +53,9 @@ class Deployer(Protocol):
 
     def hook_env(self, ctx: DeployContext) -> dict[str, str]:
         """Extra environment every hook receives."""
+
+    def default_repo(self, paths: object) -> str | None:
+        """Where the trees come from when the config names no repo (None: nowhere)."""
+
+    def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
+        """Each service's version on the base and the target side, for the summary."""

@@ -87,6 +87,10 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEADER = re.compile(r"^\[\[\s*([^|\]]+?)\s*\|\s*(.+?)\s*\]\]\s*$")
 
 
+# The original's default (GIT_BASE/openstack/devstack).
+DEVSTACK_REPO = "https://opendev.org/openstack/devstack"
+
+
 class DevstackDeployer:
     """Stacks the base release with the base tree's ``stack.sh`` (not external devstack)."""
 
@@ -131,6 +135,12 @@ class DevstackDeployer:
 
     def hook_env(self, ctx: DeployContext) -> dict[str, str]:
         return {}
+
+    def default_repo(self, paths: object) -> str | None:
+        return DEVSTACK_REPO
+
+    def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
+        return {}  # a gate VM's services come from git trees, not one venv per side
 
 
 # --- building local.conf ------------------------------------------------------------

@@ -21,3 +21,9 @@ class ExternalDeployer:
 
     def hook_env(self, ctx: DeployContext) -> dict[str, str]:
         return {"GRENADE_USE_EXTERNAL_DEVSTACK": "True"}
+
+    def default_repo(self, paths: object) -> str | None:
+        return None  # the trees are where Zuul put them
+
+    def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
+        return {}
