@@ -390,7 +390,7 @@ class Run:
         rec = self.state.record(step.id)
         log_path = self.log.steps_dir / step_log_name(index, step.id)
         argv = as_user(step.user, step.argv)
-        rec.status, rec.started, rec.log, rec.host = RUNNING, time.time(), str(log_path), "local"
+        rec.status, rec.started, rec.log = RUNNING, round(time.time(), 2), log_path.name
         rec.exit_code, rec.message = None, ""
         self.say(f"[{index:02d}/{self._plan_size:02d}] {step.kind} {step.project}: "
                  f"{shlex.join(step.argv)}")

@@ -37,9 +37,18 @@ class StepRecord:
     exit_code: int | None = None
     started: float | None = None
     duration: float | None = None
-    log: str | None = None
+    log: str | None = None  # the step log's file name, in $STACK_ROOT/logs/steps
     host: str = "local"
     message: str = ""
+
+    def encode(self) -> str:
+        """JSON of the fields that differ from their defaults (the file stays small:
+        it is rewritten after every step)."""
+        return json.dumps({k: v for k, v in vars(self).items() if v != _DEFAULT_RECORD[k]},
+                          separators=(",", ":"))
+
+
+_DEFAULT_RECORD = vars(StepRecord())
 
 
 @dataclass
@@ -89,8 +98,7 @@ class RunState:
         state every time would cost more than the steps themselves.
         """
         for step_id in self._dirty:
-            self._encoded[step_id] = (json.dumps(step_id) + ":"
-                                      + json.dumps(vars(self.steps[step_id])))
+            self._encoded[step_id] = json.dumps(step_id) + ":" + self.steps[step_id].encode()
         self._dirty.clear()
         if self._setup_json[0] is not self.setup:
             self._setup_json = (self.setup, json.dumps(self.setup, separators=(",", ":")))
