@@ -46,17 +46,30 @@ def _kill_group(pgid: int, sig: int) -> None:
 
 
 class _LogFollower:
-    """Reads what a hook appended to its log and hands it on line by line."""
+    """Reads what a hook appended to its log and hands it on line by line.
+
+    The log is opened once, read-write in append mode: the hook gets the same
+    descriptor as its stdout, and we read behind it from our own offset.
+    """
 
     def __init__(self, path: Path, on_line: Callable[[str], None] | None) -> None:
-        self.fh = open(path, "rb")
-        self.fh.seek(0, os.SEEK_END)
+        self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        self.offset = os.fstat(self.fd).st_size
         self.on_line = on_line
         self.pending = b""
 
+    def _read(self) -> bytes:
+        chunks = []
+        while chunk := os.pread(self.fd, 65536, self.offset):
+            self.offset += len(chunk)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def poll(self) -> None:
-        chunk = self.fh.read()
-        if chunk and self.on_line:
+        if not self.on_line:
+            return
+        chunk = self._read()
+        if chunk:
             self.pending += chunk
             *lines, self.pending = self.pending.split(b"\n")
             for raw in lines:
@@ -66,7 +79,7 @@ class _LogFollower:
         self.poll()
         if self.pending and self.on_line:
             self.on_line(self.pending.decode(errors="replace"))
-        self.fh.close()
+        os.close(self.fd)
 
 
 class LocalHost:
@@ -106,13 +119,16 @@ class LocalHost:
         start = time.monotonic()
         deadline = start + timeout if timeout and timeout > 0 else None
         timed_out = False
-        with open(log_path, "ab") as log:
-            follower = _LogFollower(log_path, on_line)
+        follower = _LogFollower(log_path, on_line)
+        try:
             proc = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=dict(env), cwd=cwd,
+                list(argv), stdin=subprocess.DEVNULL, stdout=follower.fd,
+                stderr=subprocess.STDOUT, env=dict(env), cwd=cwd,
                 start_new_session=True,  # own process group: killable as a whole
             )
+        except BaseException:
+            os.close(follower.fd)
+            raise
         self.current_pgid = proc.pid
         self._kill_at = None
         if self.interrupted_by is not None:  # a signal arrived while we forked

@@ -31,6 +31,77 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def swap_write(path: Path, text: str) -> None:
+    """Like `atomic_write`, for a file rewritten after every step.
+
+    ext4 turns a rename over an existing file into a forced flush of the new one
+    (auto_da_alloc), which stalls the hooks writing their logs meanwhile. So the old
+    file is first moved aside to `<name>.prev` and the new one renamed into a free
+    name. `read_swapped` falls back to `.prev` in the instant `path` is missing, so
+    a reader still sees the old or the new state, whole.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    prev = path.with_name(path.name + ".prev")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    prev.unlink(missing_ok=True)
+    try:
+        os.rename(path, prev)
+    except FileNotFoundError:
+        pass
+    os.rename(tmp, path)
+
+
+def read_swapped(path: Path) -> str | None:
+    """The text `swap_write` left at `path` (or, mid-swap, at `.prev`); None if none."""
+    for candidate in (path, path.with_name(path.name + ".prev"), path):
+        try:
+            return candidate.read_text()
+        except FileNotFoundError:
+            continue
+    return None
+
+
+class _Writer:
+    """One thread writing the newest submitted text of a state file, in order."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.cond = threading.Condition()
+        self.pending: str | None = None
+        self.busy = False
+        self.error: BaseException | None = None
+        threading.Thread(target=self._loop, name="state-writer", daemon=True).start()
+
+    def submit(self, text: str) -> None:
+        with self.cond:
+            self.pending = text  # a newer state replaces one not yet written
+            self.cond.notify_all()
+
+    def flush(self) -> None:
+        with self.cond:
+            while self.pending is not None or self.busy:
+                self.cond.wait()
+            error, self.error = self.error, None
+        if error is not None:
+            raise StateError(f"{self.path}: writing the run state failed: {error}")
+
+    def _loop(self) -> None:
+        while True:
+            with self.cond:
+                while self.pending is None:
+                    self.cond.wait()
+                text, self.pending, self.busy = self.pending, None, True
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                swap_write(self.path, text)
+            except BaseException as exc:  # raised by the next flush()
+                self.error = exc
+            with self.cond:
+                self.busy = False
+                self.cond.notify_all()
+
+
 @dataclass
 class StepRecord:
     status: str = PENDING
@@ -64,18 +135,18 @@ class RunState:
     _dirty: set[str] = field(default_factory=set, repr=False)
     _encoded: dict[str, str] = field(default_factory=dict, repr=False)
     _setup_json: tuple[Any, str] = field(default=(None, ""), repr=False)
-    _writer: tuple[threading.Thread, list[BaseException]] | None = field(default=None,
-                                                                         repr=False)
+    _writer: _Writer | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._dirty.update(self.steps)
 
     @classmethod
     def load(cls, path: Path) -> RunState:
-        if not path.exists():
-            return cls(path)
         try:
-            raw = json.loads(path.read_text())
+            text = read_swapped(path)
+            if text is None:
+                return cls(path)
+            raw = json.loads(text)
         except (OSError, json.JSONDecodeError) as exc:
             raise StateError(f"{path}: run state unreadable ({exc}); "
                              "`invoke clean` removes it") from None
@@ -116,36 +187,25 @@ class RunState:
         text = self._render()
         self.flush()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path, text)
+        swap_write(self.path, text)
 
     def save_in_background(self) -> None:
-        """`save()`, the file written by a thread while the caller goes on.
+        """`save()` without waiting: a writer thread writes the newest state.
 
-        The text is made here, so later changes do not leak into it; the write (a
-        rename ext4 flushes to disk) overlaps the next hook. Writes land in order:
-        each waits for the one before.
+        The text is made here, so later changes do not leak into it. If the disk
+        is still busy with the previous write when the next step ends, the two are
+        folded into one write of the newer text: the file never lags more than the
+        write in flight, and the hooks never wait for it. `flush()` (and every
+        `save()`) waits until the newest text is on disk.
         """
-        text = self._render()
-        self.flush()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        errors: list[BaseException] = []
-
-        def write() -> None:
-            try:
-                atomic_write(self.path, text)
-            except BaseException as exc:  # reported by the next flush()
-                errors.append(exc)
-
-        self._writer = (threading.Thread(target=write, name="state-writer"), errors)
-        self._writer[0].start()
+        if self._writer is None:
+            self._writer = _Writer(self.path)
+        self._writer.submit(self._render())
 
     def flush(self) -> None:
-        """Wait for a background write to finish; raise what it failed with."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer[0].join()
-            if writer[1]:
-                raise StateError(f"{self.path}: writing the run state failed: {writer[1][0]}")
+        """Wait until everything submitted is written; raise what a write failed with."""
+        if self._writer is not None:
+            self._writer.flush()
 
     @property
     def is_setup(self) -> bool:
