@@ -77,3 +77,35 @@ def test_lock_refuses_a_second_process(tmp_path: Path):
     proc.start()
     proc.join(10)
     assert queue.get(timeout=5) == "acquired"
+
+
+def test_background_writes_land_in_order_and_flush_waits(tmp_path: Path):
+    state = RunState(tmp_path / "run-state.json")
+    state.reset()
+    for i in range(200):
+        rec = state.record(f"create/p{i}")
+        rec.status = DONE
+        state.save_in_background()  # folded while the disk is busy, never lost at flush
+    state.flush()
+    loaded = RunState.load(state.path)
+    assert len(loaded.steps) == 200
+    assert all(r.status == DONE for r in loaded.steps.values())
+
+
+def test_background_write_failure_is_raised_by_flush(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    state = RunState(blocker / "run-state.json")
+    state.save_in_background()
+    with pytest.raises(StateError, match="writing the run state failed"):
+        state.flush()
+
+
+def test_reader_sees_the_previous_file_mid_swap(tmp_path: Path):
+    from grenade.state import read_swapped, swap_write
+    path = tmp_path / "run-state.json"
+    swap_write(path, "one")
+    swap_write(path, "two")
+    assert read_swapped(path) == "two"
+    path.rename(path.with_name("run-state.json.prev"))  # the instant between the renames
+    assert read_swapped(path) == "two"
