@@ -21,19 +21,9 @@
 set -o errexit
 
 TOP_DIR=$(cd "$(dirname "$0")" && pwd)
-source "$TOP_DIR/functions"
-if [[ -f $TOP_DIR/local.conf ]]; then
-    extract_localrc_section "$TOP_DIR" localrc local.conf .localrc.auto
-fi
-source "$TOP_DIR/stackrc"
-source "$TOP_DIR/lib/stack"
-source "$TOP_DIR/lib/database"
+source "$TOP_DIR/inc/tree"
 source "$TOP_DIR/lib/apache"
 source "$TOP_DIR/lib/tls"
-lite_find_services "$TOP_DIR"
-for _svc in "${LITE_SERVICE_NAMES[@]}"; do
-    source "$TOP_DIR/lib/$_svc"
-done
 
 declare -a _STACK_TIMES=()
 _stack_mark=$SECONDS

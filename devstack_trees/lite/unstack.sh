@@ -9,17 +9,7 @@
 set -o errexit
 
 TOP_DIR=$(cd "$(dirname "$0")" && pwd)
-source "$TOP_DIR/functions"
-if [[ -f $TOP_DIR/local.conf ]]; then
-    extract_localrc_section "$TOP_DIR" localrc local.conf .localrc.auto
-fi
-source "$TOP_DIR/stackrc"
-source "$TOP_DIR/lib/stack"
-source "$TOP_DIR/lib/database"
-lite_find_services "$TOP_DIR"
-for _svc in "${LITE_SERVICE_NAMES[@]}"; do
-    source "$TOP_DIR/lib/$_svc"
-done
+source "$TOP_DIR/inc/tree"
 
 echo "lite unstack.sh: stopping OpenStack $LITE_RELEASE services of $DEST"
 # Every service, enabled now or not: one enabled when stack.sh ran may still run.
