@@ -91,6 +91,13 @@ class LocalHost:
         self.current_pgid: int | None = None
         self.interrupted_by: int | None = None
         self._kill_at: float | None = None
+        self._null_fd: int | None = None
+
+    def _devnull(self) -> int:
+        """One /dev/null for every hook's stdin (opening it per step costs)."""
+        if self._null_fd is None:
+            self._null_fd = os.open(os.devnull, os.O_RDONLY)
+        return self._null_fd
 
     def interrupt(self, signum: int) -> None:
         """Stop the running step (called from a signal handler; never raises)."""
@@ -122,7 +129,7 @@ class LocalHost:
         follower = _LogFollower(log_path, on_line)
         try:
             proc = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=follower.fd,
+                list(argv), stdin=self._devnull(), stdout=follower.fd,
                 stderr=subprocess.STDOUT, env=dict(env), cwd=cwd,
                 start_new_session=True,  # own process group: killable as a whole
             )

@@ -179,8 +179,9 @@ class RunState:
             "fingerprint": self.fingerprint,
             "failed_step": self.failed_step,
         }, separators=(",", ":"))
+        # _encoded holds the steps in the order they were first recorded, as steps does
         return (head[:-1] + ',"setup":' + self._setup_json[1]
-                + ',"steps":{' + ",".join(self._encoded[k] for k in self.steps) + "}}")
+                + ',"steps":{' + ",".join(self._encoded.values()) + "}}")
 
     def save(self) -> None:
         """Write the state now (after any background write still going on)."""
