@@ -4,21 +4,14 @@ direction, raw values stay readable by devstack's iniget, writers never lose dat
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from fixtures.shell import grenade_env as genv  # noqa: E402  (tests/ is on sys.path)
 
 from grenade.resources import MARKER, ResourceStore, encode_value, is_raw, read_results
-
-_ENV_PATH = Path(__file__).parent / "fixtures" / "shell" / "grenade_env.py"
-_spec = importlib.util.spec_from_file_location("grenade_shell_env", _ENV_PATH)
-genv = importlib.util.module_from_spec(_spec)
-sys.modules["grenade_shell_env"] = genv
-_spec.loader.exec_module(genv)
 
 PRELUDE = genv.PRELUDE
 

@@ -5,7 +5,6 @@ the lite devstack function set, exercised with real bash and small real plugins
 from __future__ import annotations
 
 import glob
-import importlib.util
 import os
 import pwd
 import shutil
@@ -18,12 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-_ENV_PATH = Path(__file__).parent / "fixtures" / "shell" / "grenade_env.py"
-_spec = importlib.util.spec_from_file_location("grenade_shell_env", _ENV_PATH)
-genv = importlib.util.module_from_spec(_spec)
-sys.modules["grenade_shell_env"] = genv
-_spec.loader.exec_module(genv)
+from fixtures.shell import grenade_env as genv  # noqa: E402  (tests/ is on sys.path)
 
 PLUGINS = genv.PLUGINS
 PRELUDE = genv.PRELUDE
@@ -559,14 +553,12 @@ def test_ping_check_public_never_runs_its_address(env, tmp_path):
     if shutil.which("ping") is None:
         pytest.skip("no ping on this machine")
     marker = tmp_path / "pwned"
-    script = PRELUDE_PING + f'ping_check_public "127.0.0.1; touch {marker}" 2 True'
+    script = PRELUDE + f'ping_check_public "127.0.0.1; touch {marker}" 2 True'
     proc = run(script, env, check=False)
     assert proc.returncode != 0
     assert not marker.exists()
     assert "Couldn't ping server 127.0.0.1; touch" in err(proc) + out(proc)
-    proc = run(PRELUDE_PING + "ping_check_public 127.0.0.1 5 True && echo reachable", env,
+    proc = run(PRELUDE + "ping_check_public 127.0.0.1 5 True && echo reachable", env,
                check=False)
     assert "reachable" in out(proc)
 
-
-PRELUDE_PING = 'source "$GRENADE_DIR/grenaderc"; source "$GRENADE_DIR/functions"\n'
