@@ -1,8 +1,8 @@
 """grenade's tasks: `invoke setup base upgrade verify destroy` runs an upgrade test.
 
-Tasks are thin: they map arguments onto `grenade.phases`. Configuration comes from
-invoke's config under a `grenade:` key (`invoke -f run.yaml ...`, `invoke.yaml`,
-`INVOKE_GRENADE_*`).
+Tasks are thin: they map arguments onto `grenade.phases`, each on a `Session`.
+Configuration comes from invoke's config under a `grenade:` key (`invoke -f run.yaml
+...`, `invoke.yaml`, `INVOKE_GRENADE_*`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from typing import Any
 
 from invoke import Collection, Context, Exit, Task, task
 
+from grenade import phases
+from grenade.clean import clean as clean_run
 from grenade.config import GrenadeConfig, env_skeleton
 from grenade.errors import GrenadeError
-from grenade.phases import Run, coarse_kinds, kinds_between
 from grenade.plan import KIND_HELP, KINDS
+from grenade.session import Session
+from grenade.summary import status_text
 
 
 def _guard(body: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,23 +35,23 @@ def _guard(body: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _run(c: Context) -> Run:
-    return Run(GrenadeConfig.from_invoke(c.config))
+def _session(c: Context) -> Session:
+    return Session(GrenadeConfig.from_invoke(c.config))
 
 
 @task(help={"force": "start a new run even if this stack_root is set up"})
 @_guard
 def setup(c, force=False):
     """Prepare trees, GRENADE_DIR, plugins and settings; print trees, SHAs and projects."""
-    with _run(c) as run:
-        run.setup(force=force)
+    with _session(c) as session:
+        phases.setup(session, force=force)
 
 
 def _coarse(name: str, doc: str) -> Task:
     @_guard
     def body(c, force=False):
-        with _run(c) as run:
-            run.run_kinds(coarse_kinds(name), force=force)
+        with _session(c) as session:
+            phases.run_kinds(session, phases.coarse_kinds(name), force=force)
 
     body.__doc__ = doc
     body.__name__ = name
@@ -71,41 +74,33 @@ destroy = _coarse("destroy", "Destroy the resources (reverse project order).")
 @_guard
 def run(c, from_=None, to=None, resume=False, force=False):
     """Run the whole flow: setup, base, upgrade, verify, destroy."""
-    with _run(c) as r:
-        if force:
-            r.setup(force=True)
-        else:
-            r.ensure_setup()
-        try:
-            r.run_kinds(kinds_between(from_, to), resume=resume, check_order=from_ is None)
-        finally:
-            r.say(r.summary_text())
+    with _session(c) as session:
+        phases.run(session, from_, to, resume_failed=resume, force=force)
 
 
 @task
 @_guard
 def plan(c):
     """Print every step (phase, project, script, argv, per-release script) without running."""
-    with _run(c) as r:
-        r.ensure_setup()
-        r.print_plan()
+    with _session(c) as session:
+        phases.print_plan(session)
 
 
 @task
 @_guard
 def status(c):
     """Show the run state of this stack_root: each step, its status and duration."""
-    r = _run(c)
-    r.read_state()  # no lock: status works while a run is going on
-    print(r.status_text())
+    session = _session(c)
+    session.read_state()  # no lock: status works while a run is going on
+    print(status_text(session))
 
 
 @task(help={"logs": "remove the logs too", "trees": "remove the base and target trees too"})
 @_guard
 def clean(c, logs=False, trees=False):
     """Stop what the deployer started and remove the run's state (logs kept unless asked)."""
-    with _run(c) as r:
-        r.clean(logs=logs, trees=trees)
+    with _session(c) as session:
+        clean_run(session, logs=logs, trees=trees)
 
 
 @task(help={"release": "the series whose lock file to regenerate, e.g. 2026.1"})
@@ -121,8 +116,8 @@ def lock(c, release):
 def _phase(kind: str) -> Task:
     @_guard
     def body(c, force=False):
-        with _run(c) as r:
-            r.run_kinds([kind], force=force)
+        with _session(c) as session:
+            phases.run_kinds(session, [kind], force=force)
 
     body.__doc__ = KIND_HELP[kind]
     body.__name__ = kind.replace("-", "_")

@@ -23,8 +23,9 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from grenade import phases  # noqa: E402
 from grenade.config import GrenadeConfig  # noqa: E402
-from grenade.phases import Run, kinds_between  # noqa: E402
+from grenade.session import Session  # noqa: E402
 
 HOOK = """source "$GRENADE_DIR/grenaderc"
 source "$GRENADE_DIR/functions"
@@ -74,7 +75,7 @@ def make_projects(root: Path, count: int) -> Path:
     return projects
 
 
-def time_grenade(root: Path, projects: Path) -> tuple[float, Run]:
+def time_grenade(root: Path, projects: Path) -> tuple[float, Session]:
     config = root / "run.yaml"
     config.write_text(yaml.safe_dump({"grenade": {
         "stack_root": str(root / "stack"), "deployer": "external",
@@ -82,13 +83,13 @@ def time_grenade(root: Path, projects: Path) -> tuple[float, Run]:
     }}))
     with open(os.devnull, "w") as quiet:
         start = time.perf_counter()
-        with Run(GrenadeConfig.from_file(config), console=quiet) as run:
-            run.setup(force=True)
-            run.run_kinds(kinds_between(None, None))
-        return time.perf_counter() - start, run
+        with Session(GrenadeConfig.from_file(config), console=quiet) as session:
+            phases.setup(session, force=True)
+            phases.run_kinds(session, phases.kinds_between(None, None))
+        return time.perf_counter() - start, session
 
 
-def time_plain(run: Run, settings: list[str]) -> float:
+def time_plain(run: Session, settings: list[str]) -> float:
     p = run.paths
     start = time.perf_counter()
     subprocess.run(["bash", "-c", DRIVER, "driver", str(p.grenade_dir), str(p.save_dir),

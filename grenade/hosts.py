@@ -1,110 +1,132 @@
-"""Where a command runs, behind one call shape: ``host.run(argv, ...) -> Result``.
+"""Where a command runs, behind one call shape, local or remote.
 
-`LocalHost` runs a command as a child in its own process group with its output
-going straight to the step's log file, follows that file into the run log, and
-kills the whole group when the step's timeout expires or the run is interrupted.
-Steps never ask whether they are local: they get a host and call `run`.
+``host.run(argv, *, env, cwd, timeout, sink, cancel) -> Result`` is the whole
+interface, the shape of invoke's ``Context.run`` and Fabric's ``Connection.run``:
+`LocalHost` (grenade.localhost) runs on this machine, `FabricHost`
+(grenade.fabrichost) over SSH. A `HostGroup` runs one call on all its hosts and
+returns ``{host name: Result}`` like Fabric's ``GroupResult``; the `Inventory`
+maps the group names steps carry to hosts. Steps never ask where they run.
+
+`env` adds to the host's own environment (as invoke's and Fabric's `env` do): a
+remote host gets grenade's variables, never this machine's environment.
 """
 
 from __future__ import annotations
 
 import os
-import selectors
-import signal
-import subprocess
+import pwd
+import select
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from .errors import ConfigError
 
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a step's process group
-FOLLOW_EVERY = 0.2  # seconds between reads of the step log while the hook runs
 
 
 @dataclass
 class Result:
-    """What a command did: the same fields as invoke's/Fabric's `Result`, plus timing."""
+    """What a command did on one host: invoke's/Fabric's `Result` fields, plus timing."""
 
     command: str
     exited: int
     duration: float
+    host: str = "local"
     timed_out: bool = False
     signalled: int | None = None  # the signal that interrupted the run, if any
+    error: str = ""  # the host could not run the command at all (e.g. SSH refused)
 
     @property
     def ok(self) -> bool:
         # A hook that finished cleanly while a signal arrived is still done: the
         # run stops before the next step, not by forgetting this one.
-        return self.exited == 0 and not self.timed_out
+        return self.exited == 0 and not self.timed_out and not self.error
+
+    def why(self, timeout: float = 0.0) -> str:
+        """Why it failed, in the words of a failure message."""
+        if self.error:
+            return f"could not run: {self.error}"
+        if self.timed_out:
+            return f"timed out after {timeout:g}s (process group killed)"
+        if self.signalled and not self.ok:
+            return f"interrupted by signal {self.signalled}"
+        return f"exit code {self.exited}"
 
 
-def _kill_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+class Sink(Protocol):
+    """Where a command's output goes (grenade.logs.LogSink is the one we use).
 
-
-class _LogFollower:
-    """Reads what a hook appended to its log and hands it on line by line.
-
-    The log is opened once, read-write in append mode: the hook gets the same
-    descriptor as its stdout, and we read behind it from our own offset.
+    A local host may hand `fileno()` to the child as its stdout (children left
+    running in the background then keep a valid stdout) and call `poll()` to pass
+    on what it appended; a remote host streams into `write()`. `path` is the log
+    file on this machine (a remote host keeps its own copy under the same name).
     """
 
-    def __init__(self, path: Path, on_line: Callable[[str], None] | None) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        self.offset = os.fstat(self.fd).st_size
-        self.on_line = on_line
-        self.pending = b""
+    path: Path
 
-    def _read(self) -> bytes:
-        chunks = []
-        while chunk := os.pread(self.fd, 65536, self.offset):
-            self.offset += len(chunk)
-            chunks.append(chunk)
-        return b"".join(chunks)
+    def fileno(self) -> int: ...
 
-    def poll(self) -> None:
-        if not self.on_line:
-            return
-        chunk = self._read()
-        if chunk:
-            self.pending += chunk
-            *lines, self.pending = self.pending.split(b"\n")
-            for raw in lines:
-                self.on_line(raw.decode(errors="replace"))
+    def poll(self) -> None: ...
 
-    def close(self) -> None:
-        self.poll()
-        if self.pending and self.on_line:
-            self.on_line(self.pending.decode(errors="replace"))
-        os.close(self.fd)
+    def write(self, text: str) -> int: ...
 
 
-class LocalHost:
-    """This machine. `current_pgid` is the process group of the step running now."""
+class Cancel:
+    """The run's interruption token: set once, from a signal handler, seen by every host.
 
-    name = "local"
+    `fileno()` becomes readable when it is set and stays readable, so a host
+    waiting in `select` on its command wakes at once, in any thread.
+    """
 
     def __init__(self) -> None:
-        self.current_pgid: int | None = None
-        self.interrupted_by: int | None = None
-        self._kill_at: float | None = None
-        self._null_fd: int | None = None
+        self.signum: int | None = None
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
 
-    def _devnull(self) -> int:
-        """One /dev/null for every hook's stdin (opening it per step costs)."""
-        if self._null_fd is None:
-            self._null_fd = os.open(os.devnull, os.O_RDONLY)
-        return self._null_fd
+    def set(self, signum: int) -> None:
+        """Interrupt the run (async-signal-safe: a flag and one byte into a pipe)."""
+        if self.signum is None:
+            self.signum = signum
+            try:
+                os.write(self._write, b"!")
+            except OSError:
+                pass
 
-    def interrupt(self, signum: int) -> None:
-        """Stop the running step (called from a signal handler; never raises)."""
-        self.interrupted_by = signum
-        if self.current_pgid is not None:
-            _kill_group(self.current_pgid, signal.SIGTERM)
-            self._kill_at = time.monotonic() + KILL_GRACE
+    @property
+    def is_set(self) -> bool:
+        return self.signum is not None
+
+    def fileno(self) -> int:
+        return self._read
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds, less if the run is interrupted meanwhile."""
+        if self.signum is None and timeout > 0:
+            select.select([self._read], [], [], timeout)
+        return self.signum is not None
+
+    def close(self) -> None:
+        for fd in (self._read, self._write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __enter__(self) -> Cancel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Host(Protocol):
+    """Anything that runs an argv somewhere: `LocalHost`, `FabricHost`."""
+
+    name: str
 
     def run(
         self,
@@ -113,71 +135,105 @@ class LocalHost:
         env: Mapping[str, str],
         cwd: Path | str | None = None,
         timeout: float | None = None,
-        log_path: Path,
-        on_line: Callable[[str], None] | None = None,
-        on_start: Callable[[], None] | None = None,
+        sink: Sink,
+        cancel: Cancel,
+        user: str | None = None,
     ) -> Result:
-        """Run `argv` (no shell), its output appended to `log_path` and given to `on_line`.
+        """Run `argv` (no shell) as `user` (None: the host's own), output into `sink`.
 
-        The hook writes to the log file itself, so children it leaves running in
-        the background keep a valid stdout after it exits. `on_start` is called once
-        the command is running: work the caller can overlap with it goes there.
+        The command's process group is killed when `timeout` expires or `cancel`
+        is set; the result says which. Never raises for the command's own failure.
         """
-        start = time.monotonic()
-        deadline = start + timeout if timeout and timeout > 0 else None
-        timed_out = False
-        follower = _LogFollower(log_path, on_line)
+        ...
+
+
+def as_user(user: str | None, argv: Iterable[str], current: str, root: bool) -> list[str]:
+    """`argv` run as `user`: runuser when we are root, sudo otherwise; as is for ourselves."""
+    if not user or user == current:
+        return list(argv)
+    prefix = ["runuser", "-u", user, "--"] if root else ["sudo", "-E", "-u", user, "--"]
+    return prefix + list(argv)
+
+
+def local_user() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+@dataclass(frozen=True)
+class HostGroup:
+    """Named hosts that run one call together; results keyed by host name."""
+
+    name: str
+    hosts: tuple[Host, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [h.name for h in self.hosts]
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path | str | None = None,
+        timeout: float | None = None,
+        sinks: Mapping[str, Sink],
+        cancel: Cancel,
+        user: str | None = None,
+    ) -> dict[str, Result]:
+        """Run on every host (in parallel threads when there are several, as
+        Fabric's ThreadingGroup does); a host that raises gets an error result
+        naming what went wrong instead of ending the others' runs."""
+
+        def one(host: Host) -> Result:
+            start = time.monotonic()
+            try:
+                return host.run(argv, env=env, cwd=cwd, timeout=timeout,
+                                sink=sinks[host.name], cancel=cancel, user=user)
+            except Exception as exc:  # reported per host, like Fabric's GroupResult
+                return Result(command=" ".join(argv), exited=255, host=host.name,
+                              duration=time.monotonic() - start,
+                              error=f"{type(exc).__name__}: {exc}")
+
+        if len(self.hosts) == 1:
+            return {self.hosts[0].name: one(self.hosts[0])}
+        results: dict[str, Result] = {}
+
+        def worker(host: Host) -> None:
+            results[host.name] = one(host)
+
+        threads = [threading.Thread(target=worker, args=(h,), name=f"host-{h.name}")
+                   for h in self.hosts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return {name: results[name] for name in self.names}
+
+
+class Inventory:
+    """Group names (what steps carry) mapped to hosts."""
+
+    def __init__(self, groups: Mapping[str, Sequence[Host]]) -> None:
+        self.groups = {name: HostGroup(name, tuple(hosts)) for name, hosts in groups.items()}
+
+    @classmethod
+    def local(cls) -> Inventory:
+        """Without configured hosts everything is this machine, the controller."""
+        from .localhost import LocalHost
+
+        return cls({"controller": [LocalHost()]})
+
+    def group(self, name: str) -> HostGroup:
         try:
-            proc = subprocess.Popen(
-                list(argv), stdin=self._devnull(), stdout=follower.fd,
-                stderr=subprocess.STDOUT, env=dict(env), cwd=cwd,
-                start_new_session=True,  # own process group: killable as a whole
-            )
-        except BaseException:
-            os.close(follower.fd)
-            raise
-        self.current_pgid = proc.pid
-        self._kill_at = None
-        if self.interrupted_by is not None:  # a signal arrived while we forked
-            self.interrupt(self.interrupted_by)
-        pidfd = os.pidfd_open(proc.pid)
-        sel = selectors.DefaultSelector()
-        sel.register(pidfd, selectors.EVENT_READ)
-        try:
-            if on_start is not None:
-                on_start()
-            while True:
-                now = time.monotonic()
-                if deadline is not None and now >= deadline and not timed_out:
-                    timed_out = True
-                    _kill_group(proc.pid, signal.SIGTERM)
-                    self._kill_at = now + KILL_GRACE
-                if self._kill_at is not None and now >= self._kill_at:
-                    _kill_group(proc.pid, signal.SIGKILL)
-                    self._kill_at = now + KILL_GRACE
-                wake = [FOLLOW_EVERY]
-                for at in (deadline if not timed_out else None, self._kill_at):
-                    if at is not None:
-                        wake.append(max(at - now, 0))
-                if sel.select(min(wake)):  # the pidfd is readable once the hook exited
-                    break
-                follower.poll()
-        except BaseException:
-            _kill_group(proc.pid, signal.SIGKILL)  # never leave a hook behind us
-            raise
-        finally:
-            sel.close()
-            os.close(pidfd)
-            if timed_out or self.interrupted_by is not None:
-                # nothing of a killed step may outlive it
-                _kill_group(proc.pid, signal.SIGKILL)
-            proc.wait()
-            self.current_pgid = None
-            follower.close()
-        return Result(
-            command=" ".join(argv),
-            exited=proc.returncode,
-            duration=time.monotonic() - start,
-            timed_out=timed_out,
-            signalled=self.interrupted_by,
-        )
+            return self.groups[name]
+        except KeyError:
+            raise ConfigError(f"no host group {name!r} in the inventory; groups: "
+                              + ", ".join(self.groups)) from None
+
+    @property
+    def host_names(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for group in self.groups.values():
+            seen.update(dict.fromkeys(group.names))
+        return list(seen)

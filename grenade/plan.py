@@ -1,7 +1,8 @@
 """The plan: every step of a run, in order, as data built before anything runs.
 
-A step is one hook run of one project in one phase. `invoke plan` prints the plan;
-the phase runner executes it; tests compare it as data.
+A step is one hook run of one project in one phase, on the hosts of one group
+(every step runs on `controller` until the configuration names other groups).
+`invoke plan` prints the plan; the step runner executes it; tests compare it as data.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Step:
     env: tuple[tuple[str, str], ...] = ()
     user: str | None = None
     note: str = ""
-    hosts: str = "local"
+    group: str = "controller"  # the host group it runs on (grenade.hosts.Inventory)
     resource_side: str = ""  # pre-upgrade/post-upgrade: GRENADE_SIDE of resource steps
 
     @property
@@ -79,7 +80,7 @@ class Step:
         return self.argv[1] if self.argv[:1] == ("bash",) and len(self.argv) > 1 else self.argv[0]
 
     def describe(self) -> str:
-        return f"{self.kind:13} {self.project:16} {self.hosts:6} {shlex.join(self.argv)}"
+        return f"{self.kind:13} {self.project:16} {self.group:10} {shlex.join(self.argv)}"
 
 
 @dataclass

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StateError
+from .record import SetupRecord
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
 
 
@@ -102,24 +103,52 @@ class _Writer:
                 self.cond.notify_all()
 
 
+def _compact(obj: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in vars(obj).items() if v != defaults[k]}
+
+
+@dataclass
+class HostRecord:
+    """How one host's run of a step ended."""
+
+    status: str = PENDING
+    exit_code: int | None = None
+    duration: float | None = None
+    log: str | None = None  # the step log's file name, in $STACK_ROOT/logs/steps
+    message: str = ""
+
+
+_DEFAULT_HOST = vars(HostRecord())
+
+
 @dataclass
 class StepRecord:
+    """A step of the plan on the hosts of its group; `hosts` keeps each host's result."""
+
     status: str = PENDING
     exit_code: int | None = None
     started: float | None = None
     duration: float | None = None
-    log: str | None = None  # the step log's file name, in $STACK_ROOT/logs/steps
-    host: str = "local"
+    group: str = "controller"
     message: str = ""
+    hosts: dict[str, HostRecord] = field(default_factory=dict)
 
     def encode(self) -> str:
         """JSON of the fields that differ from their defaults (the file stays small:
         it is rewritten after every step)."""
-        return json.dumps({k: v for k, v in vars(self).items() if v != _DEFAULT_RECORD[k]},
-                          separators=(",", ":"))
+        raw = _compact(self, _DEFAULT_RECORD)
+        if self.hosts:
+            raw["hosts"] = {name: _compact(h, _DEFAULT_HOST) for name, h in self.hosts.items()}
+        return json.dumps(raw, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, raw: dict[str, Any]) -> StepRecord:
+        hosts = {name: HostRecord(**h) for name, h in raw.get("hosts", {}).items()}
+        return cls(**{**raw, "hosts": hosts})
 
 
-_DEFAULT_RECORD = vars(StepRecord())
+_DEFAULT_RECORD = {k: v for k, v in vars(StepRecord()).items() if k != "hosts"}
+_DEFAULT_RECORD["hosts"] = {}
 
 
 @dataclass
@@ -129,12 +158,12 @@ class RunState:
     path: Path
     run_id: str = ""
     fingerprint: dict[str, Any] = field(default_factory=dict)
-    setup: dict[str, Any] = field(default_factory=dict)  # trees, settings, plan inputs
+    setup: SetupRecord | None = None
     steps: dict[str, StepRecord] = field(default_factory=dict)
     failed_step: str | None = None
     _dirty: set[str] = field(default_factory=set, repr=False)
     _encoded: dict[str, str] = field(default_factory=dict, repr=False)
-    _setup_json: tuple[Any, str] = field(default=(None, ""), repr=False)
+    _setup_json: tuple[SetupRecord | None, str] = field(default=(None, "null"), repr=False)
     _writer: _Writer | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -157,8 +186,8 @@ class RunState:
             path=path,
             run_id=raw.get("run_id", ""),
             fingerprint=raw.get("fingerprint", {}),
-            setup=raw.get("setup", {}),
-            steps={k: StepRecord(**v) for k, v in raw.get("steps", {}).items()},
+            setup=SetupRecord.from_dict(raw["setup"]) if raw.get("setup") else None,
+            steps={k: StepRecord.decode(v) for k, v in raw.get("steps", {}).items()},
             failed_step=raw.get("failed_step"),
         )
 
@@ -171,8 +200,9 @@ class RunState:
         for step_id in self._dirty:
             self._encoded[step_id] = json.dumps(step_id) + ":" + self.steps[step_id].encode()
         self._dirty.clear()
-        if self._setup_json[0] is not self.setup:
-            self._setup_json = (self.setup, json.dumps(self.setup, separators=(",", ":")))
+        if self._setup_json[0] is not self.setup:  # frozen: the same object, the same text
+            text = json.dumps(self.setup.to_dict() if self.setup else None, separators=(",", ":"))
+            self._setup_json = (self.setup, text)
         head = json.dumps({
             "version": STATE_VERSION,
             "run_id": self.run_id,
@@ -210,13 +240,13 @@ class RunState:
 
     @property
     def is_setup(self) -> bool:
-        return bool(self.setup)
+        return self.setup is not None
 
     def reset(self) -> None:
         """Start a new run: forget steps and setup, keep nothing but the path."""
         self.run_id = time.strftime("%Y%m%d-%H%M%S")
         self.fingerprint = {}
-        self.setup = {}
+        self.setup = None
         self.steps = {}
         self.failed_step = None
         self._dirty.clear()

@@ -1,4 +1,4 @@
-"""LocalHost: real processes, real process groups, real signals."""
+"""LocalHost, HostGroup and Inventory: real processes, real process groups, real signals."""
 
 from __future__ import annotations
 
@@ -8,15 +8,21 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from grenade import hosts
-from grenade.hosts import LocalHost
+from grenade.errors import ConfigError
+from grenade.hosts import Cancel, HostGroup, Inventory
+from grenade.localhost import LocalHost
+from grenade.logs import LogSink
 
 
-def run(host: LocalHost, script: str, tmp_path: Path, timeout: float = 10, **kw):
+def run(host: LocalHost, script: str, tmp_path: Path, timeout: float = 10,
+        cancel: Cancel | None = None, **kw):
     lines: list[str] = []
-    result = host.run(["bash", "-c", script], env=dict(os.environ), cwd=tmp_path,
-                      timeout=timeout, log_path=tmp_path / "step.log", on_line=lines.append,
-                      **kw)
+    with LogSink(tmp_path / "step.log", lines.append) as sink:
+        result = host.run(["bash", "-c", script], env={}, cwd=tmp_path, timeout=timeout,
+                          sink=sink, cancel=cancel or Cancel(), **kw)
     return result, lines
 
 
@@ -57,12 +63,66 @@ def _zombie(pid: int) -> bool:
 
 def test_interrupt_kills_a_hook_ignoring_sigterm(tmp_path, monkeypatch):
     monkeypatch.setattr(hosts, "KILL_GRACE", 1.0)
-    host = LocalHost()
-    threading.Timer(0.5, host.interrupt, args=(signal.SIGINT,)).start()
+    cancel = Cancel()
+    threading.Timer(0.5, cancel.set, args=(signal.SIGINT,)).start()
     start = time.monotonic()
-    result, _ = run(host, "trap '' TERM INT; sleep 300", tmp_path, timeout=1800)
+    result, _ = run(LocalHost(), "trap '' TERM INT; sleep 300", tmp_path, timeout=1800,
+                    cancel=cancel)
     assert result.signalled == signal.SIGINT and not result.ok
     assert time.monotonic() - start < 8
+
+
+def test_cancel_set_before_the_run_kills_at_once(tmp_path):
+    cancel = Cancel()
+    cancel.set(signal.SIGTERM)
+    start = time.monotonic()
+    result, _ = run(LocalHost(), "sleep 30", tmp_path, cancel=cancel)
+    assert result.signalled == signal.SIGTERM and not result.ok
+    assert time.monotonic() - start < 5
+
+
+def test_env_adds_to_the_environment_and_cwd_applies(tmp_path):
+    lines: list[str] = []
+    with LogSink(tmp_path / "env.log", lines.append) as sink:
+        result = LocalHost().run(["bash", "-c", 'echo "$GRENADE_X|$HOME|$PWD"'],
+                                 env={"GRENADE_X": "a b;$c"}, cwd=tmp_path, sink=sink,
+                                 cancel=Cancel())
+    assert result.ok and result.host == "local"
+    assert lines == [f"a b;$c|{os.environ['HOME']}|{tmp_path}"]
+
+
+def test_group_runs_on_every_host_and_names_each_result(tmp_path):
+    group = HostGroup("controller", (LocalHost("one"), LocalHost("two")))
+    script = 'echo "$GRENADE_HOST_MARK"; [ "$PWD" = "{}" ] && sleep 0.5; exit 0'
+    with LogSink(tmp_path / "one.log") as s1, LogSink(tmp_path / "two.log") as s2:
+        start = time.monotonic()
+        results = group.run(["bash", "-c", script.format(tmp_path)],
+                            env={"GRENADE_HOST_MARK": "m"}, cwd=tmp_path, timeout=10,
+                            sinks={"one": s1, "two": s2}, cancel=Cancel())
+    assert list(results) == ["one", "two"]
+    assert all(r.ok for r in results.values())
+    assert [r.host for r in results.values()] == ["one", "two"]
+    assert time.monotonic() - start < 0.95  # in parallel, like Fabric's ThreadingGroup
+    assert (tmp_path / "one.log").read_text() == "m\n" == (tmp_path / "two.log").read_text()
+
+
+def test_group_turns_a_host_error_into_its_result(tmp_path):
+    group = HostGroup("controller", (LocalHost("good"), LocalHost("bad")))
+    with LogSink(tmp_path / "good.log") as s1, LogSink(tmp_path / "bad.log") as s2:
+        results = group.run(["true"], env={}, cwd=tmp_path / "missing", timeout=10,
+                            sinks={"good": s1, "bad": s2}, cancel=Cancel())
+    assert set(results) == {"good", "bad"}
+    assert all("FileNotFoundError" in r.error and not r.ok for r in results.values())
+    assert results["bad"].host == "bad"
+    assert results["bad"].why().startswith("could not run: FileNotFoundError")
+
+
+def test_inventory_maps_groups_to_hosts():
+    inv = Inventory.local()
+    assert inv.group("controller").names == ["local"]
+    assert inv.host_names == ["local"]
+    with pytest.raises(ConfigError, match="no host group 'subnode'.*controller"):
+        inv.group("subnode")
 
 
 def test_background_child_outlives_the_hook_with_a_valid_stdout(tmp_path):
@@ -77,8 +137,15 @@ def test_background_child_outlives_the_hook_with_a_valid_stdout(tmp_path):
     assert "later" in (tmp_path / "step.log").read_text()
 
 
-def test_on_start_runs_while_the_command_runs(tmp_path):
-    seen = []
-    result, _ = run(LocalHost(), "sleep 0.3", tmp_path,
-                    on_start=lambda: seen.append(time.monotonic()))
-    assert result.ok and len(seen) == 1
+def test_run_as_user_belongs_to_the_host(tmp_path):
+    import pwd
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    result, lines = run(LocalHost(), "id -un", tmp_path, user=me)
+    assert result.ok and lines == [me]  # ourselves: not wrapped
+    if os.geteuid() != 0:
+        pytest.skip("running as another user needs root (runuser)")
+    lines = []
+    with LogSink(tmp_path / "as.log", lines.append) as sink:
+        result = LocalHost().run(["id", "-un"], env={}, cwd="/", sink=sink, cancel=Cancel(),
+                                 user="nobody")
+    assert result.ok and lines == ["nobody"]

@@ -70,7 +70,7 @@ def test_invoke_run_upgrades_keystone_and_placement(stack_root: Path):
         assert ("placement", phase, "allocation") in checked
     assert ("keystone", "verify-noapi", "identity_api_down") in checked
     assert ("placement", "verify-noapi", "placement_api_down") in checked
-    upgrade_log = next((stack_root / "logs" / "steps").glob("*upgrade_keystone.log"))
+    upgrade_log = next((stack_root / "logs" / "steps").glob("*upgrade_keystone@local.log"))
     assert "Running upgrade 47147121" in upgrade_log.read_text()  # keystone's expand ran
     assert (save / "keystone.sql.old").stat().st_size > 0  # register_db_to_save dumps
     assert (save / "keystone.sql.new").stat().st_size > 0

@@ -15,21 +15,23 @@ import git
 import pytest
 from conftest import REPO, invoke, trace
 
+from grenade import phases
 from grenade.config import GrenadeConfig
 from grenade.errors import StateError, StepFailed
-from grenade.phases import Run, kinds_between
+from grenade.phases import kinds_between
 from grenade.resources import ResourceStore
+from grenade.session import Session
 
 
-def make_run(config: Path) -> Run:
-    return Run(GrenadeConfig.from_file(config), console=io.StringIO())
+def make_run(config: Path) -> Session:
+    return Session(GrenadeConfig.from_file(config), console=io.StringIO())
 
 
-def run_all(config: Path, new_run: bool = False, **kwargs) -> Run:
-    with make_run(config) as run:
-        run.setup(force=new_run)
-        run.run_kinds(kinds_between(None, None), **kwargs)
-    return run
+def run_all(config: Path, new_run: bool = False, **kwargs) -> Session:
+    with make_run(config) as session:
+        phases.setup(session, force=new_run)
+        phases.run_kinds(session, kinds_between(None, None), **kwargs)
+    return session
 
 
 def test_full_flow_order_forward_and_reverse(run_yaml):
@@ -110,7 +112,8 @@ def test_external_plugin_from_pluginrc(run_yaml, tmp_path):
     # cloned where the original puts it, at the target branch, GITDIR visible to hooks
     assert (stack / "plugins" / "delta" / "devstack" / "upgrade" / "settings").is_file()
     assert f"upgrade delta upgrade.sh  GITDIR={stack}/plugins/delta" in lines
-    assert run.state.setup["plugins"]["delta"]["branch"] == "stable/2026.1"
+    assert run.setup.plugins[0].name == "delta"
+    assert run.setup.plugins[0].branch == "stable/2026.1"
 
 
 def test_per_release_scripts_within_and_unmaintained(run_yaml):

@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 
 from grenade.errors import StateError
-from grenade.state import DONE, FAILED, RunLock, RunState, fingerprint_diff
+from grenade.record import PluginRecord, SetupRecord, TreeRecord
+from grenade.state import DONE, FAILED, HostRecord, RunLock, RunState, StepRecord, fingerprint_diff
 
 
 def test_save_load_round_trip_after_incremental_changes(tmp_path: Path):
     state = RunState(tmp_path / "run-state.json")
     state.reset()
-    state.setup = {"trees": {"base": {"sha": "abc"}}}
+    state.setup = SetupRecord(base=TreeRecord(path="/s/old", sha="abc", release="2025.2"),
+                              plugins=(PluginRecord("p", "/s/p", None, "master"),),
+                              stack=("bash", "stack.sh"), stack_env=(("A", "1 2"),))
     state.fingerprint = {"config": "1"}
     for i in range(5):
         rec = state.record(f"create/p{i}")
@@ -30,8 +33,26 @@ def test_save_load_round_trip_after_incremental_changes(tmp_path: Path):
     assert loaded.steps == state.steps
     assert loaded.setup == state.setup
     assert loaded.failed_step == "create/p2"
-    assert json.loads(state.path.read_text())["version"] == 1
+    assert json.loads(state.path.read_text())["version"] == 2
     assert not list(tmp_path.glob(".*.tmp"))  # no temp file left behind
+
+
+def test_per_host_records_round_trip(tmp_path: Path):
+    state = RunState(tmp_path / "run-state.json")
+    rec = state.record("create/alpha")
+    rec.status, rec.group, rec.exit_code = FAILED, "subnode", 3
+    rec.hosts = {"local": HostRecord(status=DONE, exit_code=0, duration=0.5,
+                                     log="003-create_alpha@local.log"),
+                 "node2": HostRecord(status=FAILED, exit_code=3, message="exit code 3",
+                                     log="003-create_alpha@node2.log")}
+    state.save()
+    loaded = RunState.load(state.path).steps["create/alpha"]
+    assert loaded == rec
+    assert isinstance(loaded.hosts["node2"], HostRecord)
+    raw = json.loads(state.path.read_text())["steps"]["create/alpha"]
+    assert raw["hosts"]["local"] == {"status": "done", "exit_code": 0, "duration": 0.5,
+                                     "log": "003-create_alpha@local.log"}
+    assert StepRecord().encode() == "{}"  # defaults are not written
 
 
 def test_changed_after_save_is_written(tmp_path: Path):

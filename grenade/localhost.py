@@ -1,0 +1,118 @@
+"""This machine as a host: a child in its own process group, watched through a pidfd.
+
+The child writes its output straight into the step's log file (the sink's
+descriptor), so children it leaves running in the background keep a valid
+stdout after it exits and never get SIGPIPE; the sink is polled to pass the new
+lines on. The whole process group is killed when the timeout expires or the
+run's cancel token is set: SIGTERM first, SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from . import hosts
+from .hosts import Cancel, Result, Sink, as_user, local_user
+
+FOLLOW_EVERY = 0.2  # seconds between reads of the step log while the hook runs
+
+
+def kill_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class LocalHost:
+    """This machine."""
+
+    def __init__(self, name: str = "local") -> None:
+        self.name = name
+        self._null_fd: int | None = None
+        self._user: str | None = None
+
+    def _devnull(self) -> int:
+        """One /dev/null for every hook's stdin (opening it per step costs)."""
+        if self._null_fd is None:
+            self._null_fd = os.open(os.devnull, os.O_RDONLY)
+        return self._null_fd
+
+    def _as_user(self, user: str | None, argv: Sequence[str]) -> list[str]:
+        if user and self._user is None:  # looked up once, and only if asked
+            self._user = local_user()
+        return as_user(user, argv, self._user or "", os.geteuid() == 0)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path | str | None = None,
+        timeout: float | None = None,
+        sink: Sink,
+        cancel: Cancel,
+        user: str | None = None,
+    ) -> Result:
+        start = time.monotonic()
+        deadline = start + timeout if timeout and timeout > 0 else None
+        timed_out = False
+        kill_at: float | None = None
+        proc = subprocess.Popen(
+            self._as_user(user, argv), stdin=self._devnull(), stdout=sink.fileno(),
+            stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=cwd,
+            start_new_session=True,  # own process group: killable as a whole
+        )
+        pidfd = os.pidfd_open(proc.pid)
+        sel = selectors.DefaultSelector()
+        sel.register(pidfd, selectors.EVENT_READ, "exited")
+        sel.register(cancel.fileno(), selectors.EVENT_READ, "cancel")
+        cancelled = False
+        try:
+            while True:
+                now = time.monotonic()
+                if cancel.is_set and not cancelled:
+                    cancelled = True
+                    sel.unregister(cancel.fileno())  # it stays readable
+                    kill_group(proc.pid, signal.SIGTERM)
+                    kill_at = now + hosts.KILL_GRACE
+                if deadline is not None and now >= deadline and not timed_out:
+                    timed_out = True
+                    kill_group(proc.pid, signal.SIGTERM)
+                    kill_at = now + hosts.KILL_GRACE
+                if kill_at is not None and now >= kill_at:
+                    kill_group(proc.pid, signal.SIGKILL)
+                    kill_at = now + hosts.KILL_GRACE
+                wake = [FOLLOW_EVERY]
+                for at in (deadline if not timed_out else None, kill_at):
+                    if at is not None:
+                        wake.append(max(at - now, 0))
+                # the pidfd is readable once the hook exited
+                if any(key.data == "exited" for key, _ in sel.select(min(wake))):
+                    break
+                sink.poll()
+        except BaseException:
+            kill_group(proc.pid, signal.SIGKILL)  # never leave a hook behind us
+            raise
+        finally:
+            sel.close()
+            os.close(pidfd)
+            if timed_out or cancel.is_set:
+                # nothing of a killed step may outlive it
+                kill_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            sink.poll()
+        return Result(
+            command=" ".join(argv),
+            exited=proc.returncode,
+            duration=time.monotonic() - start,
+            host=self.name,
+            timed_out=timed_out,
+            signalled=cancel.signum,
+        )

@@ -1,0 +1,155 @@
+"""One run's session: a configuration applied to a stack_root.
+
+What setup, the step runner, status, clean and the reports share: the paths, the
+run log, the run state (and the lock that makes it ours), the deployer, the host
+inventory, the plan and the environment hooks start from.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from . import deployers as dep
+from .config import GrenadeConfig
+from .deployers.registry import get_deployer
+from .errors import StateError
+from .hosts import Inventory
+from .logs import RunLog
+from .plan import PlanInputs, Step, build_plan
+from .record import SetupRecord
+from .rundir import Paths
+from .state import RunLock, RunState
+
+
+class Session:
+    """`with Session(cfg) as s:` holds the stack_root's lock and its loaded state."""
+
+    def __init__(self, cfg: GrenadeConfig, console: TextIO | None = None,
+                 inventory: Inventory | None = None) -> None:
+        self.cfg = cfg
+        self.paths = Paths.from_config(cfg)
+        self.console = console if console is not None else sys.stdout
+        self.deployer = get_deployer(cfg["deployer"])
+        self.inventory = inventory if inventory is not None else Inventory.local()
+        self.lock = RunLock(self.paths.stack_root)
+        self.state = RunState(self.paths.state_file)
+        self._log: RunLog | None = None
+        self._env: tuple[SetupRecord | None, dict[str, str]] = (None, {})
+
+    def __enter__(self) -> Session:
+        self.lock.acquire()
+        self.read_state()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_log()
+        self.lock.release()
+
+    def read_state(self) -> None:
+        """Load the state (without the lock, this is what `status` does during a run)."""
+        self.state = RunState.load(self.paths.state_file)
+
+    # -- log -------------------------------------------------------------------------
+
+    @property
+    def log(self) -> RunLog:
+        if self._log is None:
+            self._log = RunLog(self.paths.logs_dir, self.console, self.cfg["verbose"])
+        return self._log
+
+    def close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def say(self, text: str) -> None:
+        self.log.info(text)
+
+    # -- what setup recorded -----------------------------------------------------------
+
+    @property
+    def setup(self) -> SetupRecord:
+        if self.state.setup is None:
+            raise StateError(f"{self.paths.stack_root}: not set up; run `invoke setup`")
+        return self.state.setup
+
+    @property
+    def timeout(self) -> float:
+        return float(self.cfg["timeout"])
+
+    def deploy_context(self, setup: SetupRecord | None = None) -> dep.DeployContext:
+        settings = (setup or self.state.setup or SetupRecord()).settings
+        return dep.DeployContext(
+            stack_root=self.paths.stack_root,
+            base_devstack_dir=self.paths.base_devstack,
+            target_devstack_dir=self.paths.target_devstack,
+            grenade_dir=self.paths.grenade_dir,
+            save_dir=self.paths.save_dir,
+            logs_dir=self.paths.logs_dir,
+            base_branch=self.cfg["base"]["branch"],
+            target_branch=self.cfg["target"]["branch"],
+            config=self.cfg.data,
+            devstack_localrc={s: settings.localrc_for(s) for s in ("base", "target")},
+        )
+
+    def plan(self) -> list[Step]:
+        setup = self.setup
+        return build_plan(PlanInputs(
+            settings=setup.settings,
+            grenade_dir=self.paths.grenade_dir,
+            base_branch=self.cfg["base"]["branch"],
+            target_branch=self.cfg["target"]["branch"],
+            base_release=setup.base_release,
+            stack=setup.stack,
+            stack_cwd=setup.stack_cwd,
+            stack_env=setup.stack_env,
+            stack_user=setup.stack_user,
+            smoke=setup.smoke,
+            verify_resources=bool(self.cfg["verify_resources"]),
+            base_release_name=self.paths.base_release_dir.name,
+            target_release_name=self.paths.target_release_dir.name,
+            target_devstack=str(self.paths.target_devstack),
+        ))
+
+    # -- environment -------------------------------------------------------------------
+
+    def base_env(self) -> dict[str, str]:
+        """grenade's variables every hook gets (a host adds them to its own environment)."""
+        return {
+            "GRENADE_DIR": str(self.paths.grenade_dir),
+            "SAVE_DIR": str(self.paths.save_dir),
+            "STACK_ROOT": str(self.paths.stack_root),
+            "LOGDIR": str(self.paths.logs_dir),
+        }
+
+    def _common_env(self) -> dict[str, str]:
+        """What every step's environment shares; made once per setup record."""
+        setup = self.setup
+        if self._env[0] is not setup:
+            env = self.base_env()
+            env.update(setup.settings.exports)
+            env.update(self.deployer.hook_env(self.deploy_context()))
+            env.update({
+                "DATABASES_TO_SAVE": " ".join(setup.settings.databases),
+                "UPGRADE_PROJECTS": " ".join(p.name for p in setup.settings.projects),
+                "ENABLED_SERVICES": setup.enabled_services,
+            })
+            self._env = (setup, env)
+        return self._env[1]
+
+    def step_env(self, step: Step) -> dict[str, str]:
+        env = dict(self._common_env())
+        top = self.paths.target_devstack if step.side == "target" else self.paths.base_devstack
+        env.update({
+            "TOP_DIR": str(top),
+            "GRENADE_PHASE": step.kind,
+            "GRENADE_PROJECT": step.project,
+            "GRENADE_SIDE": step.resource_side,
+        })
+        env.update(dict(step.env))
+        return env
+
+    def step_cwd(self, step: Step) -> Path | str:
+        return step.cwd or self.paths.grenade_dir

@@ -1,0 +1,148 @@
+"""Setup as a workflow of small functions, each taking the record so far and the session.
+
+`SETUP` is the whole sequence, in order; `run_setup` folds the record through it.
+Every function returns a new frozen `SetupRecord` (or the same one, for those that
+only write files), so what setup knows at each point is plain data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import ConfigError, TreeError
+from .plugins import discover_settings, enabled_services_from_tree, load_settings
+from .record import PluginRecord, SetupRecord, TreeRecord
+from .rundir import pluginrc_line, write_grenade_dir
+from .session import Session
+from .trees import TreeSpec, parse_pluginrc, prepare_plugin, prepare_tree, tree_sha
+from .trees import release_name as branch_release
+
+SetupTask = Callable[[SetupRecord, Session], SetupRecord]
+
+
+def git_sha(path: Path) -> str | None:
+    """The checked-out SHA of a tree we did not prepare ourselves (None if not git)."""
+    try:
+        return tree_sha(path)
+    except TreeError:
+        return None
+
+
+def _tree(session: Session, side: str, dest: Path) -> TreeRecord:
+    spec = session.cfg[side]
+    trees = session.cfg["trees"]
+    repo = spec["repo"]
+    if repo is None and not trees["prepared"]:
+        repo = session.deployer.default_repo(session.paths)
+    branch = spec["branch"]
+    if trees["prepared"] or repo is None:
+        # Someone else (Zuul's devstack roles) prepared the tree: use it as it is.
+        return TreeRecord(path=str(dest), repo=None, branch=branch, ref=spec["ref"],
+                          sha=git_sha(dest), release=branch_release(branch, spec["release"]))
+    tree = prepare_tree(TreeSpec(repo, branch, spec["ref"], spec["release"]), dest,
+                        session.paths.cache_dir, force=trees["force"])
+    return TreeRecord(path=str(tree.path), repo=tree.repo, branch=tree.branch, ref=tree.ref,
+                      sha=tree.sha, release=tree.release)
+
+
+def prepare_trees(record: SetupRecord, session: Session) -> SetupRecord:
+    """The base and target devstack trees (GitPython), at their branch, tag or SHA."""
+    return dataclasses.replace(
+        record,
+        base=_tree(session, "base", session.paths.base_devstack),
+        target=_tree(session, "target", session.paths.target_devstack),
+    )
+
+
+def make_grenade_dir(record: SetupRecord, session: Session) -> SetupRecord:
+    """GRENADE_DIR: the bash library, the effective localrc and pluginrc."""
+    cfg = session.cfg
+    plugin_lines = [pluginrc_line(p["name"], p["repo"], p.get("branch")) for p in cfg["plugins"]]
+    write_grenade_dir(session.paths, cfg, cfg["base"]["branch"], cfg["target"]["branch"],
+                      plugin_lines)
+    return record
+
+
+def prepare_plugins(record: SetupRecord, session: Session) -> SetupRecord:
+    """Every plugin of the pluginrc, checked out at its branch (the target's by default)."""
+    paths, cfg = session.paths, session.cfg
+    plugins = []
+    for name, url, branch in parse_pluginrc(paths.grenade_dir / "pluginrc"):
+        branch = branch or cfg["target"]["branch"]
+        path = paths.plugin_root / name
+        if cfg["trees"]["prepared"] and path.is_dir():
+            # Zuul checked the plugin out with the change under test: use it as is.
+            plugins.append(PluginRecord(name, str(path), git_sha(path), branch))
+            continue
+        tree = prepare_plugin(name, url, branch, paths.plugin_root, paths.cache_dir)
+        plugins.append(PluginRecord(name, str(tree.path), tree.sha, tree.branch))
+    return dataclasses.replace(record, plugins=tuple(plugins))
+
+
+def prepare_deployer(record: SetupRecord, session: Session) -> SetupRecord:
+    """The deployer's setup-time work (local.conf, prerequisites) with what is known now."""
+    session.deployer.prepare(session.deploy_context(record))
+    return record
+
+
+def load_project_settings(record: SetupRecord, session: Session) -> SetupRecord:
+    """Every settings file sourced in one bash process; registered projects read back."""
+    services = enabled_services_from_tree(Path(record.base.path), session.cfg.enabled_services)
+    files = discover_settings(session.cfg["projects_dirs"], [Path(p.path) for p in record.plugins])
+    env = {**os.environ, **session.base_env(),
+           "TOP_DIR": str(session.paths.target_devstack), "ENABLED_SERVICES": services}
+    settings = load_settings(session.paths.grenade_dir, files, env)
+    for project in settings.projects:
+        if project.hook("upgrade.sh") is None:
+            raise ConfigError(f"phase setup: project {project.name} ({project.dir}) "
+                              "is registered but has no upgrade.sh")
+    return dataclasses.replace(record, enabled_services=services, settings=settings)
+
+
+def plan_inputs(record: SetupRecord, session: Session) -> SetupRecord:
+    """What the plan needs beyond the settings: the deployer's stack command, the smoke."""
+    cmd = session.deployer.stack(session.deploy_context(record))
+    smoke = session.cfg["smoke_command"]
+    if isinstance(smoke, str):
+        smoke = shlex.split(smoke)
+    return dataclasses.replace(
+        record,
+        stack=tuple(cmd.argv) if cmd else None,
+        stack_cwd=str(cmd.cwd) if cmd and cmd.cwd else None,
+        stack_env=tuple(sorted(cmd.env.items())) if cmd else (),
+        stack_user=cmd.user if cmd else None,
+        smoke=tuple(smoke) if smoke and session.cfg["run_smoke"] else None,
+    )
+
+
+# The deployer is prepared twice: before the settings are sourced (so the base
+# tree's ENABLED_SERVICES is the configured one) and after (so their
+# devstack_localrc lines reach local.conf).
+SETUP: tuple[SetupTask, ...] = (
+    prepare_trees,
+    make_grenade_dir,
+    prepare_plugins,
+    prepare_deployer,
+    load_project_settings,
+    prepare_deployer,
+    plan_inputs,
+)
+
+
+def run_setup(session: Session, tasks: tuple[SetupTask, ...] = SETUP) -> SetupRecord:
+    record = SetupRecord()
+    for task in tasks:
+        record = task(record, session)
+    return record
+
+
+def init_save_dir(session: Session) -> None:
+    """A new run starts with an empty resource store (the original's init_grenade_db)."""
+    save = session.paths.save_dir
+    save.mkdir(parents=True, exist_ok=True)
+    (save / "grenade_db.ini").write_text("\n")
+    (save / "resource-results.jsonl").unlink(missing_ok=True)

@@ -1,0 +1,116 @@
+"""What a person reads: the setup description, progress lines, the run's summary.
+
+`Progress` is an observer of the step runner: one console line when a step
+starts, one when it ends, and a line per host in `grenade.summary.log`.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from .events import StepFinished, StepStarted
+from .plan import KINDS
+from .plugins import HOOKS
+from .resources import read_results
+from .session import Session
+
+
+class Progress:
+    """`[03/20] create alpha: bash .../resources.sh create`, then `ok in 0.12s`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def step_started(self, event: StepStarted) -> None:
+        step = event.step
+        where = f" on {step.group} ({', '.join(event.hosts)})" if len(event.hosts) > 1 else ""
+        self.session.say(f"[{event.index:02d}/{event.total:02d}] {step.kind} {step.project}"
+                         f"{where}: {shlex.join(step.argv)}")
+
+    def step_finished(self, event: StepFinished) -> None:
+        log = self.session.log
+        for host, result in event.results.items():
+            log.step_done(event.step.id, "ok" if result.ok else "FAILED", result.duration, host)
+        if event.ok:
+            self.session.say(f"{'':8}ok in {event.record.duration or 0:.2f}s")
+
+
+def describe_setup(session: Session) -> str:
+    setup = session.setup
+    cfg = session.cfg
+    out = ["setup:"]
+    for side in ("base", "target"):
+        t = setup.tree(side)
+        out.append(f"  {side:6} tree {t.path}  {t.ref or t.branch}  sha {t.sha or '-'}  "
+                   f"release {t.release}")
+    for plugin in setup.plugins:
+        out.append(f"  plugin {plugin.name}: {plugin.path} ({plugin.branch}) sha {plugin.sha}")
+    out.append(f"  enabled services: {setup.enabled_services}")
+    out.append("  hosts: " + ", ".join(
+        f"{g.name}: {' '.join(g.names)}" for g in session.inventory.groups.values()))
+    for p in setup.settings.projects:
+        direction, _, exists = p.per_release_script(
+            cfg["base"]["branch"], cfg["target"]["branch"], setup.base_release)
+        hooks = ", ".join(h for h in HOOKS if p.hook(h))
+        rel = f"{direction}-{setup.base_release}/upgrade-{p.name} " + (
+            "applies" if exists else "(none)")
+        out.append(f"  project {p.name}: {p.dir} [{hooks}]; {rel}")
+    if setup.settings.databases:
+        out.append(f"  databases to save: {' '.join(setup.settings.databases)}")
+    return "\n".join(out)
+
+
+def summary_text(session: Session) -> str:
+    """Per-phase times, each project's checks per phase, where the logs are."""
+    state = session.state
+    out = ["", "summary:"]
+    if state.setup is not None:
+        for side in ("base", "target"):
+            tree = state.setup.tree(side)
+            out.append(f"  {side + ' tree':13} {tree.branch} {tree.ref or ''} "
+                       f"sha {tree.sha or '-'} (release {tree.release})")
+    total = 0.0
+    for kind in KINDS:
+        recs = [r for sid, r in state.steps.items() if sid.split("/")[0] == kind]
+        if not recs:
+            continue
+        dur = sum(r.duration or 0 for r in recs)
+        total += dur
+        states = ", ".join(sorted({r.status for r in recs}))
+        out.append(f"  {kind:13} {len(recs):3} step(s) {dur:8.2f}s  {states}")
+    out.append(f"  {'total':13} {'':12} {total:8.2f}s")
+    if state.setup is not None:
+        for service, (before, after) in session.deployer.versions(
+                session.deploy_context()).items():
+            out.append(f"  {service:13} {before or '-'} -> {after or '-'}")
+    results = read_results(session.paths.save_dir)
+    if results:
+        out.append("  checks:")
+        table: dict[tuple[str, str], list[str]] = {}
+        for r in results:
+            key = (r.get("project", "?"), r.get("phase", "?"))
+            mark = "ok" if r.get("result") == "pass" else "FAIL"
+            table.setdefault(key, []).append(f"{r.get('resource')}={mark}")
+        for (project, kind), marks in table.items():
+            out.append(f"    {project:12} {kind:13} {' '.join(marks)}")
+    out.append(f"  logs: {session.paths.logs_dir} (grenade.log, grenade.summary.log, steps/)")
+    return "\n".join(out)
+
+
+def status_text(session: Session) -> str:
+    """Each step of the run on this stack_root: status, duration, and where it ran."""
+    state = session.state
+    if not state.is_setup:
+        return f"{session.paths.stack_root}: no run set up"
+    out = [f"run {state.run_id} on {session.paths.stack_root}"]
+    for step in session.plan():
+        rec = state.steps.get(step.id)
+        status = rec.status if rec else "pending"
+        dur = f"{rec.duration:.2f}s" if rec and rec.duration is not None else ""
+        hosts = ""
+        if rec and len(rec.hosts) > 1:
+            hosts = "  " + " ".join(f"{h}={r.status}" for h, r in rec.hosts.items())
+        out.append(f"  {status:8} {dur:>9}  {step.id}{hosts}")
+    if state.failed_step:
+        out.append(f"failed at {state.failed_step}; `invoke run --resume` continues")
+    return "\n".join(out)
