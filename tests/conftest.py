@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from sshd import sshd_server  # noqa: F401  (a real sshd on 127.0.0.1 for remote-host tests)
 
 # CI machines have no git identity; fixture repositories still need commits.
 for _var, _value in (("GIT_AUTHOR_NAME", "grenade tests"), ("GIT_COMMITTER_NAME", "grenade tests"),

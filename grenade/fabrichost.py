@@ -1,0 +1,264 @@
+"""A host over SSH: Fabric runs each hook on the remote in its own process group.
+
+The remote side mirrors LocalHost: the hook writes straight into a log file on
+the remote (`log_dir`/<step log name>), so whatever it leaves running keeps a
+valid stdout and never holds the SSH channel open; `tail --pid` streams the new
+part of that file back into the sink until the hook exits. The hook's process
+group is killed remotely (SIGTERM, then SIGKILL after `hosts.KILL_GRACE`) on
+timeout or when the run's cancel token is set. Every command line we send is
+built with shlex: no value from a step reaches the remote shell unquoted.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import shlex
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+
+import fabric
+import paramiko
+from fabric.runners import Remote
+from invoke.exceptions import CommandTimedOut
+
+from . import hosts
+from .hosts import Cancel, Result, Sink, as_user
+
+CONNECT_TIMEOUT = 10  # seconds to reach sshd: a dead address must not hang the run
+KEEPALIVE = 30  # seconds; traffic on an idle link lets a vanished peer end in an error
+POLL = 0.05  # seconds between looks at the channel's exit status (paramiko has no fd)
+COMMAND_TIMEOUT = 30  # seconds for a kill command
+GIVE_UP = 10.0  # seconds past the SIGKILL before we close a channel that stays open
+
+# Runs as `setsid -w sh -c WRAPPER grenade-step LOG ARGV...`: a session leader, so
+# $$ is the process group to kill. It reports $$, starts tail following LOG from
+# its current end for as long as $$ lives, then *becomes* the hook: run as a
+# background job instead, the hook (and every service it starts) would ignore
+# SIGINT and SIGQUIT for good, as POSIX sh does to asynchronous lists. tail
+# ignores SIGTERM so what the hook writes while dying still arrives; the hook's
+# exit (tail polls --pid every 0.1s), or our SIGKILL, ends it.
+WRAPPER = """\
+echo "grenade-pgid $$" >&2
+log=$1
+shift
+: >>"$log" || exit 125
+offset=$(($(wc -c <"$log") + 1))
+(trap '' TERM; exec tail -c "+$offset" -s 0.1 --pid=$$ -f "$log") &
+exec "$@" >>"$log" 2>&1 </dev/null
+"""
+PGID_LINE = re.compile(rb"grenade-pgid (\d+)")
+SETSID_KILLED = re.compile(rb"setsid: child \d+ did not exit normally.*")
+
+
+class _StreamingRemote(Remote):  # type: ignore[misc]
+    """Fabric's runner, linear in the output: invoke re-joins everything captured
+    so far for its watchers after every 1000-byte read (a minute for 20 MB of
+    stack.sh). We have no watchers; anyone else on the connection keeps them."""
+
+    read_chunk_size = 65536
+
+    def respond(self, buffer_: list[str]) -> None:
+        if self.watchers:
+            super().respond(buffer_)
+
+
+class _SinkStream:
+    """An invoke output stream into the sink. invoke decodes each read on its own
+    (a character split between two reads would be mangled), so it is told
+    latin-1, which maps bytes to code points one to one, and we decode UTF-8
+    incrementally here, replacing what is not valid. One lock for both streams:
+    invoke writes stdout and stderr from two threads, and a sink is not
+    thread-safe."""
+
+    def __init__(self, sink: Sink, lock: threading.Lock) -> None:
+        self.sink, self.lock = sink, lock
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.head = b""  # what _Stderr holds back until a line is complete
+
+    def write(self, text: str) -> int:
+        self.forward(text.encode("latin-1"))
+        return len(text)
+
+    def forward(self, data: bytes, final: bool = False) -> None:
+        if text := self.decoder.decode(data, final):
+            with self.lock:
+                self.sink.write(text)
+
+    def flush(self) -> None:
+        """Nothing buffered but an incomplete character (invoke calls this)."""
+
+    def close(self) -> None:
+        self.forward(self.head, final=True)
+        self.head = b""
+
+
+class _Stderr(_SinkStream):
+    """The wrapper's stderr, a line at a time (the hook's own goes to the log): the
+    first line names the process group; `setsid -w` saying its child was killed
+    is noted, not logged; anything else (a failing `cd`) goes to the log."""
+
+    def __init__(self, sink: Sink, lock: threading.Lock) -> None:
+        super().__init__(sink, lock)
+        self.pgid: int | None = None
+        self.killed = False
+
+    def write(self, text: str) -> int:
+        *lines, self.head = (self.head + text.encode("latin-1")).split(b"\n")
+        for line in lines:
+            if self.pgid is None and (match := PGID_LINE.fullmatch(line)):
+                self.pgid = int(match[1])
+            elif SETSID_KILLED.fullmatch(line):
+                self.killed = True
+            else:
+                self.forward(line + b"\n")
+        return len(text)
+
+
+class FabricHost:
+    """A remote machine reached over SSH with a `fabric.Connection`."""
+
+    def __init__(self, name: str, connection: fabric.Connection, log_dir: str) -> None:
+        self.name = name
+        self.connection = connection
+        self.log_dir = log_dir
+        if connection.connect_timeout is None:
+            connection.connect_timeout = CONNECT_TIMEOUT
+        connection.config.runners.remote = _StreamingRemote  # what connection.run uses
+        self.user: str = connection.user
+        self.root = self.user == "root"
+
+    @classmethod
+    def connect(
+        cls, name: str, host: str, *, log_dir: str, user: str | None = None, port: int = 22,
+        key_filename: str | None = None, known_hosts: str | None = None,
+        connect_timeout: int = CONNECT_TIMEOUT,
+    ) -> FabricHost:  # fmt: skip
+        """A host from plain values. The server's key must be in `known_hosts`
+        (default ~/.ssh/known_hosts): Fabric would otherwise accept any key."""
+        connection = fabric.Connection(
+            host, user=user, port=port, connect_timeout=connect_timeout,
+            connect_kwargs={"key_filename": key_filename} if key_filename else {},
+        )  # fmt: skip
+        connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        connection.client.load_system_host_keys(known_hosts)
+        return cls(name, connection, log_dir)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def _kill(self, pgid: int, sig: str, user: str | None) -> None:
+        kill = ["kill", "-s", sig, "--", f"-{pgid}"]  # dash's kill rejects `-TERM --`
+        commands = [kill]
+        if not self.root and as_user(user, kill, self.user, False) != kill:
+            # tail is ours, the hook's processes are `user`'s (under sudo): kill as both
+            commands.append(as_user(user, kill, self.user, False))
+        try:
+            self.connection.run(
+                "; ".join(shlex.join(c) for c in commands),
+                hide=True, warn=True, in_stream=False, timeout=COMMAND_TIMEOUT,
+            )  # fmt: skip
+        except CommandTimedOut:
+            pass  # the channel is closed; the next round (or GIVE_UP) follows
+
+    def command_line(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path | str | None,
+        user: str | None, log: str,
+    ) -> str:  # fmt: skip
+        """The remote command: every value shell-quoted, env set after a user switch
+        (sudo would reset it) and never through sshd's AcceptEnv. The log directory
+        is made each time: one stat when it exists, no round trip of its own, and
+        a step that wiped it does not break the next."""
+        for key in env:
+            if not key or "=" in key:
+                raise ValueError(f"bad environment variable name {key!r}")
+        hook = ["env", "--", *(f"{k}={v}" for k, v in env.items()), *argv]
+        hook = as_user(user, hook, self.user, self.root)
+        steps = [["mkdir", "-p", "--", self.log_dir]] + ([["cd", "--", str(cwd)]] if cwd else [])
+        wrapped = ["exec", "setsid", "-w", "sh", "-c", WRAPPER, "grenade-step", log, *hook]
+        return " && ".join(shlex.join(step) for step in [*steps, wrapped])
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path | str | None = None,
+        timeout: float | None = None,
+        sink: Sink,
+        cancel: Cancel,
+        user: str | None = None,
+    ) -> Result:
+        start = time.monotonic()
+        deadline = start + timeout if timeout and timeout > 0 else None
+        self.connection.open()  # no-op when connected; reconnects after a drop
+        self.connection.transport.set_keepalive(KEEPALIVE)
+        log = str(PurePosixPath(self.log_dir) / sink.path.name)
+        lock = threading.Lock()
+        out, err = _SinkStream(sink, lock), _Stderr(sink, lock)
+        promise = self.connection.run(
+            self.command_line(argv, env, cwd, user, log),
+            asynchronous=True, hide=False, warn=True, pty=False, in_stream=False,
+            out_stream=out, err_stream=err, encoding="latin-1",
+        )  # fmt: skip
+        runner = promise.runner
+        timed_out = term_sent = False
+        kill_at: float | None = None
+        give_up_at: float | None = None
+        broken = False  # an IO thread died (the sink raised): join() re-raises its error
+        try:
+            while not runner.process_is_finished and not (broken := runner.has_dead_threads):
+                now = time.monotonic()
+                if deadline is not None and now >= deadline and not timed_out:
+                    timed_out = True
+                if (timed_out or cancel.is_set) and kill_at is None:
+                    kill_at = now + hosts.KILL_GRACE  # read now: tests shorten it
+                    give_up_at = kill_at + hosts.KILL_GRACE + GIVE_UP
+                if kill_at is not None and err.pgid is not None:
+                    if not term_sent:
+                        self._kill(err.pgid, "TERM", user)
+                        term_sent = True
+                    if now >= kill_at:
+                        self._kill(err.pgid, "KILL", user)
+                        kill_at = now + hosts.KILL_GRACE
+                if give_up_at is not None and now >= give_up_at:
+                    runner.kill()  # close the channel: the remote does not answer
+                    break
+                if cancel.is_set:  # the token stays readable: wait() would spin
+                    time.sleep(POLL)
+                else:
+                    cancel.wait(POLL)
+            if (timed_out or cancel.is_set or broken) and err.pgid is not None:
+                self._kill(err.pgid, "KILL", user)  # nothing of a killed step may outlive it
+        except BaseException:
+            if err.pgid is not None and self.connection.is_connected:
+                try:
+                    self._kill(err.pgid, "KILL", user)  # never leave a hook behind us
+                except Exception:
+                    pass
+            runner.kill()
+            try:
+                promise.join()
+            except Exception:
+                pass  # ours is the error to report
+            raise
+        if broken:
+            runner.kill()  # nobody reads the channel any more
+        result = promise.join()
+        out.close()
+        err.close()
+        if runner.channel.exit_status == -1 and not self.connection.is_connected:
+            raise ConnectionError(f"connection to {self.name} lost while running {argv[0]!r}")
+        # setsid -w exits with the raw wait status of a killed hook: report it as
+        # Popen (LocalHost) does, minus the signal number.
+        exited = -(result.exited & 0x7F) if err.killed else result.exited
+        return Result(
+            command=shlex.join(argv),
+            exited=exited,
+            duration=time.monotonic() - start,
+            host=self.name,
+            timed_out=timed_out,
+            signalled=cancel.signum,
+        )
