@@ -55,7 +55,7 @@ def _coarse(name: str, doc: str) -> Task:
 
     body.__doc__ = doc
     body.__name__ = name
-    return task(body, name=name, help={"force": "re-run steps already done"})
+    return Task(body, name=name, help={"force": "re-run steps already done"})
 
 
 base = _coarse("base", "Stack the base cloud, verify it, create resources and verify them.")
@@ -81,7 +81,7 @@ def run(c, from_=None, to=None, resume=False, force=False):
 @task
 @_guard
 def plan(c):
-    """Print every step (phase, project, script, argv, per-release script) without running."""
+    """Print every step (phase, project, host group, argv, per-release script); run none."""
     with _session(c) as session:
         phases.print_plan(session)
 
@@ -121,7 +121,7 @@ def _phase(kind: str) -> Task:
 
     body.__doc__ = KIND_HELP[kind]
     body.__name__ = kind.replace("-", "_")
-    return task(body, name=kind, help={"force": "re-run steps already done"})
+    return Task(body, name=kind, help={"force": "re-run steps already done"})
 
 
 phase = Collection("phase", *(_phase(k) for k in KINDS))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import shlex
 import shutil
-from contextlib import ExitStack
 from pathlib import Path
 
 from .errors import DeployError
 from .hosts import Cancel
-from .logs import LogSink, step_log_name
+from .logs import step_log_name
+from .runner import run_logged
 from .session import Session
 
 CONTROL_GROUP = "controller"
@@ -31,11 +31,8 @@ def stop_cloud(session: Session) -> None:
             logs = {h: session.log.steps_dir / step_log_name(900 + i, "clean", h)
                     for h in group.names}
             session.say(f"clean: {shlex.join(cmd.argv)} (in {cmd.cwd})")
-            with ExitStack() as stack:
-                sinks = {h: stack.enter_context(LogSink(p)) for h, p in logs.items()}
-                results = group.run(cmd.argv, env={**env, **cmd.env}, cwd=cmd.cwd,
-                                    timeout=session.timeout, sinks=sinks, cancel=cancel,
-                                    user=cmd.user)
+            results = run_logged(group, logs, cmd.argv, env={**env, **cmd.env}, cwd=cmd.cwd,
+                                 timeout=session.timeout, cancel=cancel, user=cmd.user)
             failed += [f"{shlex.join(cmd.argv)} in {cmd.cwd} on {host}: "
                        f"{r.why(session.timeout)} (log {logs[host]})"
                        for host, r in results.items() if not r.ok]

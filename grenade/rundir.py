@@ -68,8 +68,7 @@ def localrc_lines(values: dict[str, object]) -> list[str]:
     for key, value in values.items():
         if not SHELL_NAME.fullmatch(key):
             raise ValueError(f"not a shell variable name: {key!r}")
-        text = {True: "True", False: "False"}.get(value, value) if isinstance(value, bool) \
-            else str(value)
+        text = ("True" if value else "False") if isinstance(value, bool) else str(value)
         lines.append(f"{key}={shlex.quote(text)}")
     return lines
 

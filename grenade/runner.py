@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import Interrupted, StepFailed
 from .events import Observer, StepFinished, StepStarted
-from .hosts import Cancel, Result
+from .hosts import Cancel, HostGroup, Result
 from .logs import LogSink, step_log_name, tail
 from .plan import Step
 from .session import Session
@@ -52,6 +52,18 @@ class SignalGuard:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.old.items():
             signal.signal(sig, handler)
+
+
+def run_logged(group: HostGroup, logs: Mapping[str, Path], argv: Sequence[str], *,
+               env: Mapping[str, str], cwd: Path | str | None, timeout: float,
+               cancel: Cancel, user: str | None = None,
+               on_line: Callable[[str], Callable[[str], None] | None] = lambda host: None,
+               ) -> dict[str, Result]:
+    """`group.run` with each host's output appended to its log in `logs`."""
+    with ExitStack() as stack:
+        sinks = {h: stack.enter_context(LogSink(path, on_line(h))) for h, path in logs.items()}
+        return group.run(argv, env=env, cwd=cwd, timeout=timeout, sinks=sinks, cancel=cancel,
+                         user=user)
 
 
 class StepRunner:
@@ -92,12 +104,10 @@ class StepRunner:
         # thread while this step's hook runs: the state file is rewritten after
         # every step, without the write on the run's critical path.
         state.save_in_background()
-        with ExitStack() as stack:
-            sinks = {h: stack.enter_context(LogSink(path, self._line_sink(h, len(logs))))
-                     for h, path in logs.items()}
-            results = group.run(step.argv, env=session.step_env(step),
-                                cwd=session.step_cwd(step), timeout=session.timeout,
-                                sinks=sinks, cancel=cancel, user=step.user)
+        results = run_logged(group, logs, step.argv, env=session.step_env(step),
+                             cwd=session.step_cwd(step), timeout=session.timeout,
+                             cancel=cancel, user=step.user,
+                             on_line=lambda host: self._line_sink(host, len(logs)))
         state.changed(step.id)
         self._record(rec, results)
         event = StepFinished(step, index, total, results, rec, logs)

@@ -360,7 +360,7 @@ def _check_local_branch(
     upstream = _rev(repo, f"refs/remotes/origin/{branch}")
     if force or local is None or local in (previous, upstream):
         return
-    if upstream is not None and repo.is_ancestor(local, upstream):
+    if upstream is not None and repo.is_ancestor(repo.commit(local), repo.commit(upstream)):
         return
     raise TreeError(
         f"{dest}: local branch {branch!r} is at {local[:12]}, which origin/{branch} does "

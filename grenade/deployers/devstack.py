@@ -265,7 +265,7 @@ def user_localrc_lines(values: object) -> list[str]:
     return _checked_lines(values, "config key 'localrc.{key}'")
 
 
-def _checked_lines(values: Mapping[object, object], where_fmt: str) -> list[str]:
+def _checked_lines(values: Mapping[str, object], where_fmt: str) -> list[str]:
     """``localrc_lines`` of scalar values (None is empty), one DeployError per bad entry.
 
     ``where_fmt`` names an entry in errors, ``{key}`` standing for its name.
@@ -346,5 +346,5 @@ def _is_localrc(header: str | None) -> bool:
     if header is None:
         return False
     match = _HEADER.match(header)
-    return bool(match) and (match.group(1), match.group(2)) == ("local", "localrc")
+    return match is not None and (match.group(1), match.group(2)) == ("local", "localrc")
 
