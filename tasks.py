@@ -35,15 +35,15 @@ def _guard(body: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _session(c: Context) -> Session:
-    return Session(GrenadeConfig.from_invoke(c.config))
+def _session(c: Context, state_required: bool = True) -> Session:
+    return Session(GrenadeConfig.from_invoke(c.config), state_required=state_required)
 
 
 @task(help={"force": "start a new run even if this stack_root is set up"})
 @_guard
 def setup(c, force=False):
     """Prepare trees, GRENADE_DIR, plugins and settings; print trees, SHAs and projects."""
-    with _session(c) as session:
+    with _session(c, state_required=not force) as session:
         phases.setup(session, force=force)
 
 
@@ -74,7 +74,7 @@ destroy = _coarse("destroy", "Destroy the resources (reverse project order).")
 @_guard
 def run(c, from_=None, to=None, resume=False, force=False):
     """Run the whole flow: setup, base, upgrade, verify, destroy."""
-    with _session(c) as session:
+    with _session(c, state_required=not force) as session:
         phases.run(session, from_, to, resume_failed=resume, force=force)
 
 
@@ -99,7 +99,7 @@ def status(c):
 @_guard
 def clean(c, logs=False, trees=False):
     """Stop what the deployer started and remove the run's state (logs kept unless asked)."""
-    with _session(c) as session:
+    with _session(c, state_required=False) as session:
         clean_run(session, logs=logs, trees=trees)
 
 

@@ -10,21 +10,19 @@ import shlex
 import shutil
 from pathlib import Path
 
-from .errors import DeployError
-from .hosts import Cancel
+from .errors import DeployError, Interrupted
+from .hosts import CONTROLLER, Cancel
 from .logs import step_log_name
-from .runner import run_logged
+from .runner import SignalGuard, run_logged
 from .session import Session
-
-CONTROL_GROUP = "controller"
 
 
 def stop_cloud(session: Session) -> None:
     """Each of the deployer's unstack commands on the control group's hosts."""
-    group = session.inventory.group(CONTROL_GROUP)
+    group = session.inventory.group(CONTROLLER)
     env = session.base_env()
     failed = []
-    with Cancel() as cancel:
+    with Cancel() as cancel, SignalGuard(cancel):
         for i, cmd in enumerate(session.deployer.unstack(session.deploy_context()), 1):
             if cmd.cwd is not None and not Path(cmd.cwd).is_dir():
                 continue
@@ -34,8 +32,10 @@ def stop_cloud(session: Session) -> None:
             results = run_logged(group, logs, cmd.argv, env={**env, **cmd.env}, cwd=cmd.cwd,
                                  timeout=session.timeout, cancel=cancel, user=cmd.user)
             failed += [f"{shlex.join(cmd.argv)} in {cmd.cwd} on {host}: "
-                       f"{r.why(session.timeout)} (log {logs[host]})"
+                       f"{r.why()} (log {logs[host]})"
                        for host, r in results.items() if not r.ok]
+            if cancel.signum is not None:
+                raise Interrupted(cancel.signum)
     if failed:
         raise DeployError("clean: stopping the cloud failed; nothing was removed:\n  "
                           + "\n  ".join(failed))

@@ -12,6 +12,7 @@ built with shlex: no value from a step reaches the remote shell unquoted.
 from __future__ import annotations
 
 import codecs
+import io
 import re
 import shlex
 import threading
@@ -47,8 +48,14 @@ shift
 : >>"$log" || exit 125
 offset=$(($(wc -c <"$log") + 1))
 (trap '' TERM; exec tail -c "+$offset" -s 0.1 --pid=$$ -f "$log") &
-exec "$@" >>"$log" 2>&1 </dev/null
+exec "$@" >>"$log" 2>&1
 """
+# The hook's environment arrives on stdin as `export K='v'` lines (each value
+# shlex-quoted): on the command line it would be readable by every user of the
+# remote in /proc/*/cmdline for as long as the hook runs. Read after the user
+# switch (sudo resets the environment); the hook itself gets /dev/null.
+ENV_READER = 'eval "$(cat)" && exec "$@" </dev/null'
+SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PGID_LINE = re.compile(rb"grenade-pgid (\d+)")
 SETSID_KILLED = re.compile(rb"setsid: child \d+ did not exit normally.*")
 
@@ -63,6 +70,15 @@ class _StreamingRemote(Remote):  # type: ignore[misc]
     def respond(self, buffer_: list[str]) -> None:
         if self.watchers:
             super().respond(buffer_)
+
+
+class _AllAtOnce(io.StringIO):
+    """The env script as stdin. invoke reads a stream that is not a terminal one
+    character per `input_sleep` (10 ms: 5 s for a 500-byte environment), so a
+    read of any size returns the rest."""
+
+    def read(self, size: int | None = -1) -> str:
+        return super().read()
 
 
 class _SinkStream:
@@ -163,22 +179,37 @@ class FabricHost:
         except CommandTimedOut:
             pass  # the channel is closed; the next round (or GIVE_UP) follows
 
+    def _kill_after_loss(self, pgid: int | None, user: str | None) -> str:
+        """The hook runs on in its own session when the connection drops: reconnect
+        and kill its group, so a resumed run never finds it beside the new one."""
+        if pgid is None:
+            return "it may not have started"
+        try:
+            self.connection.open()
+            self._kill(pgid, "KILL", user)
+        except Exception as exc:
+            return f"its process group {pgid} may still run there ({type(exc).__name__}: {exc})"
+        return f"its process group {pgid} was killed after reconnecting"
+
     def command_line(
-        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path | str | None,
-        user: str | None, log: str,
+        self, argv: Sequence[str], cwd: Path | str | None, user: str | None, log: str,
     ) -> str:  # fmt: skip
-        """The remote command: every value shell-quoted, env set after a user switch
-        (sudo would reset it) and never through sshd's AcceptEnv. The log directory
-        is made each time: one stat when it exists, no round trip of its own, and
-        a step that wiped it does not break the next."""
-        for key in env:
-            if not key or "=" in key:
-                raise ValueError(f"bad environment variable name {key!r}")
-        hook = ["env", "--", *(f"{k}={v}" for k, v in env.items()), *argv]
-        hook = as_user(user, hook, self.user, self.root)
+        """The remote command: every value shell-quoted; the environment comes on
+        stdin (`env_script`), never on this line nor through sshd's AcceptEnv. The
+        log directory is made each time: one stat when it exists, no round trip of
+        its own, and a step that wiped it does not break the next."""
+        hook = as_user(user, ["sh", "-c", ENV_READER, "grenade-env", *argv], self.user, self.root)
         steps = [["mkdir", "-p", "--", self.log_dir]] + ([["cd", "--", str(cwd)]] if cwd else [])
         wrapped = ["exec", "setsid", "-w", "sh", "-c", WRAPPER, "grenade-step", log, *hook]
         return " && ".join(shlex.join(step) for step in [*steps, wrapped])
+
+    @staticmethod
+    def env_script(env: Mapping[str, str]) -> str:
+        """The hook's environment as shell assignments, every value quoted."""
+        for key in env:
+            if not SHELL_NAME.fullmatch(key):
+                raise ValueError(f"not a shell variable name: {key!r}")
+        return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
 
     def run(
         self,
@@ -199,9 +230,11 @@ class FabricHost:
         lock = threading.Lock()
         out, err = _SinkStream(sink, lock), _Stderr(sink, lock)
         promise = self.connection.run(
-            self.command_line(argv, env, cwd, user, log),
-            asynchronous=True, hide=False, warn=True, pty=False, in_stream=False,
-            out_stream=out, err_stream=err, encoding="latin-1",
+            self.command_line(argv, cwd, user, log),
+            asynchronous=True, hide=False, warn=True, pty=False, out_stream=out, err_stream=err,
+            # latin-1 both ways (see _SinkStream): these are the script's UTF-8 bytes
+            in_stream=_AllAtOnce(self.env_script(env).encode().decode("latin-1")),
+            encoding="latin-1",
         )  # fmt: skip
         runner = promise.runner
         timed_out = term_sent = False
@@ -250,7 +283,8 @@ class FabricHost:
         out.close()
         err.close()
         if runner.channel.exit_status == -1 and not self.connection.is_connected:
-            raise ConnectionError(f"connection to {self.name} lost while running {argv[0]!r}")
+            raise ConnectionError(f"connection to {self.name} lost while running "
+                                  f"{shlex.join(argv)}; {self._kill_after_loss(err.pgid, user)}")
         # setsid -w exits with the raw wait status of a killed hook: report it as
         # Popen (LocalHost) does, minus the signal number.
         exited = -(result.exited & 0x7F) if err.killed else result.exited
@@ -259,6 +293,7 @@ class FabricHost:
             exited=exited,
             duration=time.monotonic() - start,
             host=self.name,
+            timeout=timeout,
             timed_out=timed_out,
             signalled=cancel.signum,
         )

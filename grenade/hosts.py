@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import pwd
 import select
+import shlex
+import signal
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +28,8 @@ from typing import Protocol
 from .errors import ConfigError
 
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a step's process group
+JOIN_POLL = 0.1  # seconds between looks at a group's host threads
+CONTROLLER = "controller"  # the group of the node that runs the control plane
 
 
 @dataclass
@@ -36,9 +40,10 @@ class Result:
     exited: int
     duration: float
     host: str = "local"
+    timeout: float | None = None  # the limit it ran under
     timed_out: bool = False
     signalled: int | None = None  # the signal that interrupted the run, if any
-    error: str = ""  # the host could not run the command at all (e.g. SSH refused)
+    error: str = ""  # what went wrong on the host itself (no such cwd, SSH refused or lost)
 
     @property
     def ok(self) -> bool:
@@ -46,12 +51,12 @@ class Result:
         # run stops before the next step, not by forgetting this one.
         return self.exited == 0 and not self.timed_out and not self.error
 
-    def why(self, timeout: float = 0.0) -> str:
+    def why(self) -> str:
         """Why it failed, in the words of a failure message."""
         if self.error:
-            return f"could not run: {self.error}"
+            return self.error
         if self.timed_out:
-            return f"timed out after {timeout:g}s (process group killed)"
+            return f"timed out after {self.timeout or 0:g}s (process group killed)"
         if self.signalled and not self.ok:
             return f"interrupted by signal {self.signalled}"
         return f"exit code {self.exited}"
@@ -191,8 +196,8 @@ class HostGroup:
                 return host.run(argv, env=env, cwd=cwd, timeout=timeout,
                                 sink=sinks[host.name], cancel=cancel, user=user)
             except Exception as exc:  # reported per host, like Fabric's GroupResult
-                return Result(command=" ".join(argv), exited=255, host=host.name,
-                              duration=time.monotonic() - start,
+                return Result(command=shlex.join(argv), exited=255, host=host.name,
+                              duration=time.monotonic() - start, timeout=timeout,
                               error=f"{type(exc).__name__}: {exc}")
 
         if len(self.hosts) == 1:
@@ -206,8 +211,20 @@ class HostGroup:
                    for h in self.hosts]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                # Woken now and then: a signal delivered to a host's thread runs its
+                # Python handler only once the main thread runs again.
+                while t.is_alive():
+                    t.join(JOIN_POLL)
+        except BaseException as exc:
+            # Interrupted while waiting (a KeyboardInterrupt outside the runner's
+            # signal guard): the hosts stop their commands before the sinks they
+            # write to are closed under them.
+            cancel.set(signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM)
+            for t in threads:
+                t.join()
+            raise
         return {name: results[name] for name in self.names}
 
 
@@ -215,6 +232,14 @@ class Inventory:
     """Group names (what steps carry) mapped to hosts."""
 
     def __init__(self, groups: Mapping[str, Sequence[Host]]) -> None:
+        for name, members in groups.items():
+            names = [h.name for h in members]
+            if not names:
+                raise ConfigError(f"host group {name!r} has no hosts")
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                # results, logs and records are all keyed by host name
+                raise ConfigError(f"host group {name!r} names host {twice[0]!r} twice")
         self.groups = {name: HostGroup(name, tuple(hosts)) for name, hosts in groups.items()}
 
     @classmethod
@@ -222,7 +247,7 @@ class Inventory:
         """Without configured hosts everything is this machine, the controller."""
         from .localhost import LocalHost
 
-        return cls({"controller": [LocalHost()]})
+        return cls({CONTROLLER: [LocalHost()]})
 
     def group(self, name: str) -> HostGroup:
         try:

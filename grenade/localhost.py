@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import shlex
 import signal
 import subprocess
 import time
@@ -109,10 +110,11 @@ class LocalHost:
             proc.wait()
             sink.poll()
         return Result(
-            command=" ".join(argv),
+            command=shlex.join(argv),
             exited=proc.returncode,
             duration=time.monotonic() - start,
             host=self.name,
+            timeout=timeout,
             timed_out=timed_out,
             signalled=cancel.signum,
         )

@@ -58,9 +58,6 @@ class LogSink:
         self.poll()
         return len(text)
 
-    def flush(self) -> None:
-        """Nothing is buffered here (a file-like object for Fabric's output streams)."""
-
     def poll(self) -> None:
         if not self.on_line:
             self.offset = os.fstat(self.fd).st_size

@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .hosts import CONTROLLER
 from .plugins import Project, Settings
 
 # The fine-grained step kinds, in run order (the `phase` task namespace).
@@ -68,7 +69,7 @@ class Step:
     env: tuple[tuple[str, str], ...] = ()
     user: str | None = None
     note: str = ""
-    group: str = "controller"  # the host group it runs on (grenade.hosts.Inventory)
+    group: str = CONTROLLER  # the host group it runs on (grenade.hosts.Inventory)
     resource_side: str = ""  # pre-upgrade/post-upgrade: GRENADE_SIDE of resource steps
 
     @property

@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from .errors import Interrupted, StepFailed
+from .errors import ConfigError, Interrupted, StepFailed
 from .events import Observer, StepFinished, StepStarted
 from .hosts import Cancel, HostGroup, Result
 from .logs import LogSink, step_log_name, tail
@@ -71,12 +71,10 @@ class StepRunner:
         self.session = session
         self.observers = list(observers)
 
-    def subscribe(self, observer: Observer) -> None:
-        self.observers.append(observer)
-
     def run(self, plan: Sequence[Step], selected: set[str], skip: set[str]) -> None:
         """Run the `selected` steps of `plan` that are not in `skip`, in plan order."""
         state = self.session.state
+        self.check_groups([s for s in plan if s.id in selected])
         try:
             with Cancel() as cancel, SignalGuard(cancel):
                 for index, step in enumerate(plan, 1):
@@ -90,6 +88,16 @@ class StepRunner:
                 state.failed_step = None
         finally:
             state.save()  # the last step's record, however the loop ended
+
+    def check_groups(self, steps: Sequence[Step]) -> None:
+        """Every step's group is in the inventory, checked before any step runs."""
+        groups = self.session.inventory.groups
+        for step in steps:
+            if step.group not in groups:
+                raise ConfigError(
+                    f"step {step.id} (project {step.project}, phase {step.kind}) runs on "
+                    f"host group {step.group!r}, which the inventory does not have; groups: "
+                    + ", ".join(groups))
 
     def run_step(self, index: int, total: int, step: Step, cancel: Cancel) -> None:
         session, state = self.session, self.session.state
@@ -132,20 +140,19 @@ class StepRunner:
         return lambda text: self.session.log.line(f"[{host}] {text}")
 
     def _record(self, rec: StepRecord, results: Mapping[str, Result]) -> None:
-        timeout = self.session.timeout
         for host, result in results.items():
             h = rec.hosts[host]
             h.status = DONE if result.ok else FAILED
             h.exit_code, h.duration = result.exited, round(result.duration, 3)
-            h.message = "" if result.ok else result.why(timeout)
+            h.message = "" if result.ok else result.why()
         failed = [(host, r) for host, r in results.items() if not r.ok]
         rec.duration = round(max(r.duration for r in results.values()), 3)
         rec.status = FAILED if failed else DONE
         rec.exit_code = failed[0][1].exited if failed else 0
         if len(results) == 1:
-            rec.message = failed[0][1].why(timeout) if failed else ""
+            rec.message = failed[0][1].why() if failed else ""
         else:
-            rec.message = "; ".join(f"{host}: {r.why(timeout)}" for host, r in failed)
+            rec.message = "; ".join(f"{host}: {r.why()}" for host, r in failed)
 
     def failure_message(self, step: Step, failed: Mapping[str, Result],
                         logs: Mapping[str, Path]) -> str:
@@ -158,7 +165,7 @@ class StepRunner:
                      f"failed: {', '.join(failed)})" if len(group.hosts) > 1 else None)
             blocks += [
                 f"FAILED step {step.id}: project {step.project}, phase {step.kind}, "
-                f"host {host}, {result.why(self.session.timeout)}",
+                f"host {host}, {result.why()}",
                 *([where] if where else []),
                 f"  script: {step.script}",
                 f"  log:    {logs[host]}",

@@ -27,7 +27,7 @@ class Session:
     """`with Session(cfg) as s:` holds the stack_root's lock and its loaded state."""
 
     def __init__(self, cfg: GrenadeConfig, console: TextIO | None = None,
-                 inventory: Inventory | None = None) -> None:
+                 inventory: Inventory | None = None, state_required: bool = True) -> None:
         self.cfg = cfg
         self.paths = Paths.from_config(cfg)
         self.console = console if console is not None else sys.stdout
@@ -35,12 +35,21 @@ class Session:
         self.inventory = inventory if inventory is not None else Inventory.local()
         self.lock = RunLock(self.paths.stack_root)
         self.state = RunState(self.paths.state_file)
+        self.state_required = state_required  # False: a state we cannot read is set aside
         self._log: RunLog | None = None
         self._env: tuple[SetupRecord | None, dict[str, str]] = (None, {})
 
     def __enter__(self) -> Session:
         self.lock.acquire()
-        self.read_state()
+        try:
+            self.read_state()
+        except StateError as exc:
+            if self.state_required:
+                self.lock.release()
+                raise
+            # clean and --force start over: what they would remove must not stop them
+            self.say(f"{exc}; going on without it")
+            self.state = RunState(self.paths.state_file)
         return self
 
     def __exit__(self, *exc: object) -> None:

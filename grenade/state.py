@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StateError
+from .hosts import CONTROLLER
 from .record import SetupRecord
 
 STATE_VERSION = 2
@@ -129,7 +130,7 @@ class StepRecord:
     exit_code: int | None = None
     started: float | None = None
     duration: float | None = None
-    group: str = "controller"
+    group: str = CONTROLLER
     message: str = ""
     hosts: dict[str, HostRecord] = field(default_factory=dict)
 
@@ -179,6 +180,8 @@ class RunState:
         except (OSError, json.JSONDecodeError) as exc:
             raise StateError(f"{path}: run state unreadable ({exc}); "
                              "`invoke clean` removes it") from None
+        if raw.get("version") == 1:
+            raw = _from_v1(raw)
         if raw.get("version") != STATE_VERSION:
             raise StateError(f"{path}: run state version {raw.get('version')} "
                              f"is not {STATE_VERSION}; `invoke clean` removes it")
@@ -264,6 +267,31 @@ class RunState:
     def status(self, step_id: str) -> str:
         rec = self.steps.get(step_id)
         return rec.status if rec else PENDING
+
+
+def _from_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """A state written before steps ran on host groups: one host ("local") per step,
+    the setup as a loose dict. A run set up by an older grenade still resumes."""
+    steps = {}
+    for step_id, rec in raw.get("steps", {}).items():
+        host = rec.pop("host", "local")
+        per_host = {k: rec[k] for k in ("status", "exit_code", "duration", "message") if k in rec}
+        if "log" in rec:
+            per_host["log"] = rec.pop("log")
+        steps[step_id] = {**rec, "hosts": {host: per_host}}
+    setup = raw.get("setup") or None
+    if setup:
+        plan = setup.get("plan_inputs", {})
+        setup = {
+            "base": setup["trees"]["base"],
+            "target": setup["trees"]["target"],
+            "plugins": [{"name": name, **p} for name, p in setup.get("plugins", {}).items()],
+            "enabled_services": setup.get("enabled_services", ""),
+            "settings": setup.get("settings", {}),
+            **{k: plan.get(k) for k in ("stack", "stack_cwd", "stack_user", "smoke")},
+            "stack_env": plan.get("stack_env", []),
+        }
+    return {**raw, "version": STATE_VERSION, "steps": steps, "setup": setup}
 
 
 def fingerprint_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

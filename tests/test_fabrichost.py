@@ -4,6 +4,7 @@ shows what the remote side left running."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -254,3 +255,81 @@ def test_an_unknown_host_key_is_refused(sshd_server, tmp_path):
     with pytest.raises(paramiko.SSHException, match="not found in known_hosts"):
         run(stranger, f"touch {tmp_path}/ran", tmp_path)
     assert not (tmp_path / "ran").exists()
+
+
+def _cmdlines_containing(needle: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_the_environment_never_shows_on_a_command_line(host, tmp_path):
+    # /proc/*/cmdline is readable by every user of the remote: secrets stay out of it
+    secret = "s3cret-" + "x" * 8
+    marker = tmp_path / "running"
+    seen: list[list[int]] = []
+
+    def look() -> None:
+        wait_for(marker)
+        seen.append(_cmdlines_containing(secret.encode()))
+
+    looker = threading.Thread(target=look)
+    looker.start()
+    got = tmp_path / "got"
+    result, lines, log = run(
+        host, f'printf %s "$DB_PASSWORD" > {got}; touch {marker}; sleep 1; echo done', tmp_path,
+        env={"DB_PASSWORD": secret},
+    )
+    looker.join()
+    assert result.ok and lines == ["done"]
+    assert got.read_text() == secret  # the hook had it
+    assert seen == [[]]  # no process showed it
+    assert secret not in log.read_text()
+
+
+def test_a_large_environment_arrives_quickly(host, tmp_path):
+    env = {f"VAR_{i}": "v" * 200 + f" '{i}' $x" for i in range(250)}  # ~55 KB
+    start = time.monotonic()
+    result, lines, _ = run(host, 'echo "${VAR_249}"; env | grep -c ^VAR_', tmp_path, env=env)
+    assert result.ok and lines == ["v" * 200 + " '249' $x", "250"]
+    assert time.monotonic() - start < 5
+
+
+def test_a_bad_variable_name_is_refused_before_anything_runs(host, tmp_path):
+    with pytest.raises(ValueError, match="not a shell variable name: 'A;B'"):
+        run(host, f"touch {tmp_path}/ran", tmp_path, env={"A;B": "1"})
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_dropped_connection_kills_the_hook_after_reconnecting(host, tmp_path):
+    pids = tmp_path / "pids"
+    # the hook's pid, and the sshd process serving the session (setsid's parent)
+    script = f"echo $$ $(ps -o ppid= -p $PPID) > {pids}.tmp; mv {pids}.tmp {pids}; sleep 60"
+    outcome: list[BaseException | Result] = []
+
+    def go() -> None:
+        try:
+            outcome.append(run(host, script, tmp_path, timeout=60)[0])
+        except BaseException as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=go)
+    start = time.monotonic()
+    runner.start()
+    wait_for(pids)
+    hook, session = (int(x) for x in pids.read_text().split())
+    os.kill(session, signal.SIGKILL)
+    runner.join(30)
+    assert not runner.is_alive() and time.monotonic() - start < 30
+    assert isinstance(outcome[0], ConnectionError)
+    assert "connection to remote lost while running bash -c" in str(outcome[0])
+    assert f"its process group {hook} was killed after reconnecting" in str(outcome[0])
+    time.sleep(0.3)
+    assert not alive(hook)
+

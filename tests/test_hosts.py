@@ -93,17 +93,38 @@ def test_env_adds_to_the_environment_and_cwd_applies(tmp_path):
 
 def test_group_runs_on_every_host_and_names_each_result(tmp_path):
     group = HostGroup("controller", (LocalHost("one"), LocalHost("two")))
-    script = 'echo "$GRENADE_HOST_MARK"; [ "$PWD" = "{}" ] && sleep 0.5; exit 0'
+    # each host's command waits until both have started: only a parallel run ends
+    script = ('echo "$GRENADE_HOST_MARK"; touch "started.$$"; '
+              'for i in $(seq 100); do [ $(ls started.* | wc -l) -ge 2 ] && exit 0; '
+              'sleep 0.1; done; exit 9')
     with LogSink(tmp_path / "one.log") as s1, LogSink(tmp_path / "two.log") as s2:
-        start = time.monotonic()
-        results = group.run(["bash", "-c", script.format(tmp_path)],
-                            env={"GRENADE_HOST_MARK": "m"}, cwd=tmp_path, timeout=10,
+        results = group.run(["bash", "-c", script],
+                            env={"GRENADE_HOST_MARK": "m"}, cwd=tmp_path, timeout=30,
                             sinks={"one": s1, "two": s2}, cancel=Cancel())
     assert list(results) == ["one", "two"]
-    assert all(r.ok for r in results.values())
+    assert all(r.ok for r in results.values())  # in parallel, like Fabric's ThreadingGroup
     assert [r.host for r in results.values()] == ["one", "two"]
-    assert time.monotonic() - start < 0.95  # in parallel, like Fabric's ThreadingGroup
     assert (tmp_path / "one.log").read_text() == "m\n" == (tmp_path / "two.log").read_text()
+
+
+def test_group_interrupted_while_waiting_stops_every_host(tmp_path, monkeypatch):
+    # KeyboardInterrupt outside the runner's guard (clean, say): no host keeps running
+    monkeypatch.setattr(hosts, "KILL_GRACE", 1.0)
+    group = HostGroup("controller", (LocalHost("one"), LocalHost("two")))
+    cancel = Cancel()
+    script = 'echo $$ > "pid.$RANDOM$RANDOM"; sleep 60'
+    # sent to a host's thread: the main thread must still see it while it waits
+    threading.Timer(0.5, signal.raise_signal, args=(signal.SIGINT,)).start()
+    start = time.monotonic()
+    with LogSink(tmp_path / "one.log") as s1, LogSink(tmp_path / "two.log") as s2:
+        with pytest.raises(KeyboardInterrupt):
+            group.run(["bash", "-c", script], env={}, cwd=tmp_path, timeout=30,
+                      sinks={"one": s1, "two": s2}, cancel=cancel)
+    assert cancel.signum == signal.SIGINT
+    assert time.monotonic() - start < 10  # not after the hooks' own 60 s
+    pids = [int(p.read_text()) for p in tmp_path.glob("pid.*")]
+    assert len(pids) == 2
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
 
 
 def test_group_turns_a_host_error_into_its_result(tmp_path):
@@ -114,7 +135,7 @@ def test_group_turns_a_host_error_into_its_result(tmp_path):
     assert set(results) == {"good", "bad"}
     assert all("FileNotFoundError" in r.error and not r.ok for r in results.values())
     assert results["bad"].host == "bad"
-    assert results["bad"].why().startswith("could not run: FileNotFoundError")
+    assert results["bad"].why().startswith("FileNotFoundError")
 
 
 def test_inventory_maps_groups_to_hosts():
@@ -123,6 +144,10 @@ def test_inventory_maps_groups_to_hosts():
     assert inv.host_names == ["local"]
     with pytest.raises(ConfigError, match="no host group 'subnode'.*controller"):
         inv.group("subnode")
+    with pytest.raises(ConfigError, match="host group 'subnode' has no hosts"):
+        Inventory({"controller": [LocalHost()], "subnode": []})
+    with pytest.raises(ConfigError, match="host group 'controller' names host 'local' twice"):
+        Inventory({"controller": [LocalHost(), LocalHost()]})
 
 
 def test_background_child_outlives_the_hook_with_a_valid_stdout(tmp_path):

@@ -437,6 +437,24 @@ def test_status_and_clean(run_yaml):
     assert not (stack / "logs").exists()
 
 
+def test_unreadable_state_refused_but_clean_and_force_go_on(run_yaml):
+    config = run_yaml()
+    assert invoke(config, "setup").returncode == 0
+    state = config.parent / "stack/save/run-state.json"
+    state.write_text("{torn")
+    proc = invoke(config, "base")
+    assert proc.returncode == 1
+    assert "run state unreadable" in proc.stderr and "`invoke clean` removes it" in proc.stderr
+    proc = invoke(config, "run", "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert "run state unreadable" in proc.stdout and "going on without it" in proc.stdout
+    assert json.loads(state.read_text())["steps"]["destroy/alpha"]["status"] == "done"
+    state.write_text("{torn")
+    proc = invoke(config, "clean")
+    assert proc.returncode == 0, proc.stderr
+    assert not state.exists()
+
+
 def test_force_reruns_done_steps(run_yaml):
     config = run_yaml()
     assert invoke(config, "setup", "base").returncode == 0

@@ -18,7 +18,7 @@ from conftest import write_config
 
 from grenade import hosts, phases
 from grenade.config import GrenadeConfig
-from grenade.errors import Interrupted, StepFailed
+from grenade.errors import ConfigError, Interrupted, StepFailed
 from grenade.events import StepFinished, StepStarted
 from grenade.hosts import Inventory
 from grenade.localhost import LocalHost
@@ -235,9 +235,14 @@ def test_step_group_missing_from_inventory_is_named(tmp_path):
                         projects_dirs=[str(echo_project(tmp_path))], enabled_services="")
     with Session(GrenadeConfig.from_file(path), console=io.StringIO()) as session:
         phases.setup(session)
-        step = Step("create", "echo", ("true",), group="subnode")
-        with pytest.raises(Exception, match="no host group 'subnode'"):
-            StepRunner(session).run([step], {step.id}, set())
+        first = Step("create", "echo", ("touch", str(tmp_path / "ran")))
+        step = Step("destroy", "echo", ("true",), group="subnode")
+        with pytest.raises(ConfigError) as err:
+            StepRunner(session).run([first, step], {first.id, step.id}, set())
+    assert str(err.value) == (
+        "step destroy/echo (project echo, phase destroy) runs on host group 'subnode', "
+        "which the inventory does not have; groups: controller")
+    assert not (tmp_path / "ran").exists()  # refused before any step ran
     assert os.path.exists(session.paths.state_file)
 
 

@@ -130,3 +130,49 @@ def test_reader_sees_the_previous_file_mid_swap(tmp_path: Path):
     assert read_swapped(path) == "two"
     path.rename(path.with_name("run-state.json.prev"))  # the instant between the renames
     assert read_swapped(path) == "two"
+
+
+def test_a_version_1_state_still_loads(tmp_path: Path):
+    # written by the grenade before host groups: a run it set up can be resumed
+    v1 = {
+        "version": 1, "run_id": "20261201-101010", "failed_step": "create/alpha",
+        "fingerprint": {"hosts": ["local"]},
+        "setup": {
+            "trees": {side: {"path": f"/s/{side}", "repo": None, "branch": "stable/2026.1",
+                             "ref": None, "sha": "abc", "release": "2026.1"}
+                      for side in ("base", "target")},
+            "plugins": {"heat": {"path": "/s/plugins/heat", "sha": "def", "branch": "master"}},
+            "enabled_services": "key",
+            "settings": {"projects": [{"name": "alpha", "dir": "/p/10_alpha"}]},
+            "plan_inputs": {"stack": ["bash", "./stack.sh"], "stack_cwd": "/s/old",
+                            "stack_env": [["A", "1"]], "stack_user": None, "smoke": None,
+                            "base_release": "2026.1"},
+        },
+        "steps": {
+            "create/alpha": {"status": "failed", "exit_code": 3, "started": 1.5, "duration": 0.2,
+                             "log": "004-create_alpha.log", "message": "exit code 3"},
+        },
+    }
+    path = tmp_path / "run-state.json"
+    path.write_text(json.dumps(v1))
+    state = RunState.load(path)
+    assert state.failed_step == "create/alpha"
+    rec = state.steps["create/alpha"]
+    assert (rec.status, rec.exit_code, rec.group) == ("failed", 3, "controller")
+    assert rec.hosts == {"local": HostRecord(status="failed", exit_code=3, duration=0.2,
+                                             log="004-create_alpha.log",
+                                             message="exit code 3")}
+    assert state.setup is not None
+    assert state.setup.base.path == "/s/base" and state.setup.base_release == "2026.1"
+    assert state.setup.plugins == (PluginRecord("heat", "/s/plugins/heat", "def", "master"),)
+    assert state.setup.stack == ("bash", "./stack.sh") and state.setup.stack_env == (("A", "1"),)
+    assert state.setup.settings.projects[0].name == "alpha"
+    state.save()  # and it is written back as the current version
+    assert json.loads(path.read_text())["version"] == 2
+
+
+def test_an_unknown_version_is_a_clear_error(tmp_path: Path):
+    path = tmp_path / "run-state.json"
+    path.write_text(json.dumps({"version": 99}))
+    with pytest.raises(StateError, match="version 99 is not 2; `invoke clean` removes it"):
+        RunState.load(path)
