@@ -21,7 +21,7 @@ from .trees import upgrade_direction
 HOOKS = ("upgrade.sh", "shutdown.sh", "resources.sh", "verify.sh", "snapshot.sh")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Project:
     """A registered project: its name and the directory its hooks live in."""
 
@@ -41,7 +41,7 @@ class Project:
         return direction, path, path.is_file()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
     """What the settings files left behind."""
 
