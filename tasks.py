@@ -59,18 +59,23 @@ def _coarse(name: str, doc: str) -> Task:
 
 
 base = _coarse("base", "Stack the base cloud, verify it, create resources and verify them.")
-upgrade = _coarse("upgrade", "Save state, shut down (reverse order), snapshot, verify with "
-                  "the APIs down, prepare the target and upgrade every project.")
+upgrade = _coarse(
+    "upgrade",
+    "Save state, shut down (reverse order), snapshot, verify with "
+    "the APIs down, prepare the target and upgrade every project.",
+)
 verify = _coarse("verify", "Verify resources after the upgrade, verify the target, save state.")
 destroy = _coarse("destroy", "Destroy the resources (reverse project order).")
 
 
-@task(help={
-    "from": "first step kind to run (earlier ones are skipped, not checked)",
-    "to": "last step kind to run",
-    "resume": "continue a failed run at its failed step (checks trees, projects, config)",
-    "force": "start a new run from scratch",
-})
+@task(
+    help={
+        "from": "first step kind to run (earlier ones are skipped, not checked)",
+        "to": "last step kind to run",
+        "resume": "continue a failed run at its failed step (checks trees, projects, config)",
+        "force": "start a new run from scratch",
+    }
+)
 @_guard
 def run(c, from_=None, to=None, resume=False, force=False):
     """Run the whole flow: setup, base, upgrade, verify, destroy."""
@@ -126,6 +131,5 @@ def _phase(kind: str) -> Task:
 
 phase = Collection("phase", *(_phase(k) for k in KINDS))
 
-ns = Collection(setup, base, upgrade, verify, destroy, run, plan, status, clean, lock,
-                phase)
+ns = Collection(setup, base, upgrade, verify, destroy, run, plan, status, clean, lock, phase)
 ns.configure({"grenade": env_skeleton()})

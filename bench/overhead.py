@@ -77,10 +77,18 @@ def make_projects(root: Path, count: int) -> Path:
 
 def time_grenade(root: Path, projects: Path) -> tuple[float, Session]:
     config = root / "run.yaml"
-    config.write_text(yaml.safe_dump({"grenade": {
-        "stack_root": str(root / "stack"), "deployer": "external",
-        "projects_dirs": [str(projects)], "enabled_services": "",
-    }}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "grenade": {
+                    "stack_root": str(root / "stack"),
+                    "deployer": "external",
+                    "projects_dirs": [str(projects)],
+                    "enabled_services": "",
+                }
+            }
+        )
+    )
     with open(os.devnull, "w") as quiet:
         start = time.perf_counter()
         with Session(GrenadeConfig.from_file(config), console=quiet) as session:
@@ -92,8 +100,19 @@ def time_grenade(root: Path, projects: Path) -> tuple[float, Session]:
 def time_plain(run: Session, settings: list[str]) -> float:
     p = run.paths
     start = time.perf_counter()
-    subprocess.run(["bash", "-c", DRIVER, "driver", str(p.grenade_dir), str(p.save_dir),
-                    str(p.logs_dir), *settings], check=True)
+    subprocess.run(
+        [
+            "bash",
+            "-c",
+            DRIVER,
+            "driver",
+            str(p.grenade_dir),
+            str(p.save_dir),
+            str(p.logs_dir),
+            *settings,
+        ],
+        check=True,
+    )
     return time.perf_counter() - start
 
 

@@ -26,19 +26,31 @@ def stop_cloud(session: Session) -> None:
         for i, cmd in enumerate(session.deployer.unstack(session.deploy_context()), 1):
             if cmd.cwd is not None and not Path(cmd.cwd).is_dir():
                 continue
-            logs = {h: session.log.steps_dir / step_log_name(900 + i, "clean", h)
-                    for h in group.names}
+            logs = {
+                h: session.log.steps_dir / step_log_name(900 + i, "clean", h) for h in group.names
+            }
             session.say(f"clean: {shlex.join(cmd.argv)} (in {cmd.cwd})")
-            results = run_logged(group, logs, cmd.argv, env={**env, **cmd.env}, cwd=cmd.cwd,
-                                 timeout=session.timeout, cancel=cancel, user=cmd.user)
-            failed += [f"{shlex.join(cmd.argv)} in {cmd.cwd} on {host}: "
-                       f"{r.why()} (log {logs[host]})"
-                       for host, r in results.items() if not r.ok]
+            results = run_logged(
+                group,
+                logs,
+                cmd.argv,
+                env={**env, **cmd.env},
+                cwd=cmd.cwd,
+                timeout=session.timeout,
+                cancel=cancel,
+                user=cmd.user,
+            )
+            failed += [
+                f"{shlex.join(cmd.argv)} in {cmd.cwd} on {host}: {r.why()} (log {logs[host]})"
+                for host, r in results.items()
+                if not r.ok
+            ]
             if cancel.signum is not None:
                 raise Interrupted(cancel.signum)
     if failed:
-        raise DeployError("clean: stopping the cloud failed; nothing was removed:\n  "
-                          + "\n  ".join(failed))
+        raise DeployError(
+            "clean: stopping the cloud failed; nothing was removed:\n  " + "\n  ".join(failed)
+        )
 
 
 def remove_run(session: Session, logs: bool = False, trees: bool = False) -> list[str]:
@@ -46,8 +58,12 @@ def remove_run(session: Session, logs: bool = False, trees: bool = False) -> lis
     paths = session.paths
     doomed = [paths.save_dir, paths.grenade_dir]
     if trees:
-        doomed += [paths.base_release_dir, paths.target_release_dir, paths.plugin_root,
-                   paths.stack_root / "data"]
+        doomed += [
+            paths.base_release_dir,
+            paths.target_release_dir,
+            paths.plugin_root,
+            paths.stack_root / "data",
+        ]
     if logs:
         session.close_log()
         doomed.append(paths.logs_dir)

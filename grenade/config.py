@@ -100,7 +100,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-
 def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -123,6 +122,7 @@ def _shell_vars(value: dict[str, Any]) -> str | None:
 def _one_of(choices: tuple[str, ...]) -> Any:
     def check(value: str) -> str | None:
         return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+
     return check
 
 
@@ -187,8 +187,9 @@ def yaml_key_line(path: str | os.PathLike[str], keys: list[str]) -> int | None:
     return line
 
 
-def validate_layer(data: Any, source: str, schema: dict[str, Any] = SCHEMA,
-                   prefix: tuple[str, ...] = ("grenade",)) -> None:
+def validate_layer(
+    data: Any, source: str, schema: dict[str, Any] = SCHEMA, prefix: tuple[str, ...] = ("grenade",)
+) -> None:
     """Check one config source against the schema; the error names key, file and line."""
 
     def fail(keys: tuple[str, ...], why: str) -> None:
@@ -257,8 +258,9 @@ def env_skeleton(tree: dict[str, Any] = DEFAULTS) -> dict[str, Any]:
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
-def cast_env(layer: dict[str, Any], schema: dict[str, Any] = SCHEMA,
-             prefix: tuple[str, ...] = ("grenade",)) -> dict[str, Any]:
+def cast_env(
+    layer: dict[str, Any], schema: dict[str, Any] = SCHEMA, prefix: tuple[str, ...] = ("grenade",)
+) -> dict[str, Any]:
     """Typed values from the environment's raw strings (see `env_skeleton`)."""
     out: dict[str, Any] = {}
     for key, value in layer.items():
@@ -285,8 +287,9 @@ def cast_env(layer: dict[str, Any], schema: dict[str, Any] = SCHEMA,
         elif key == "projects_dirs":
             out[key] = [p for p in value.split(os.pathsep) if p]
         else:
-            raise ConfigError(f"{ENV_SOURCE}: {var} cannot be set from the environment; "
-                              "use a config file")
+            raise ConfigError(
+                f"{ENV_SOURCE}: {var} cannot be set from the environment; use a config file"
+            )
     return out
 
 
@@ -332,14 +335,20 @@ def read_localrc(path: Path) -> dict[str, str]:
     its values are read back NUL-separated, never evaluated here.
     """
     names = " ".join(LOCALRC_KEYS)
-    script = f'source "$1" >/dev/null 2>&1 </dev/null; for n in {names}; do ' \
-             'printf "%s\\0%s\\0" "$n" "${!n-__unset__}"; done'
-    proc = subprocess.run(["bash", "-c", script, "localrc", str(path)],
-                          capture_output=True, env={"PATH": os.environ.get("PATH", "")},
-                          timeout=30)
+    script = (
+        f'source "$1" >/dev/null 2>&1 </dev/null; for n in {names}; do '
+        'printf "%s\\0%s\\0" "$n" "${!n-__unset__}"; done'
+    )
+    proc = subprocess.run(
+        ["bash", "-c", script, "localrc", str(path)],
+        capture_output=True,
+        env={"PATH": os.environ.get("PATH", "")},
+        timeout=30,
+    )
     parts = proc.stdout.decode(errors="replace").split("\0")
-    return {parts[i]: parts[i + 1] for i in range(0, len(parts) - 1, 2)
-            if parts[i + 1] != "__unset__"}
+    return {
+        parts[i]: parts[i + 1] for i in range(0, len(parts) - 1, 2) if parts[i + 1] != "__unset__"
+    }
 
 
 @dataclass
@@ -349,8 +358,9 @@ class GrenadeConfig:
     data: dict[str, Any]
 
     @classmethod
-    def load(cls, layers: list[tuple[str, dict[str, Any]]],
-             cwd: Path | None = None) -> GrenadeConfig:
+    def load(
+        cls, layers: list[tuple[str, dict[str, Any]]], cwd: Path | None = None
+    ) -> GrenadeConfig:
         merged = copy.deepcopy(DEFAULTS)
         for source, layer in layers:
             validate_layer(layer, source)
@@ -374,9 +384,11 @@ class GrenadeConfig:
             for key in getattr(config, "_runtime", None) or {}:
                 if key not in known:
                     line = yaml_key_line(runtime, [key])
-                    raise ConfigError(f"{runtime}{f':{line}' if line else ''}: top-level key "
-                                      f"'{key}' is unknown (grenade's settings go under "
-                                      "'grenade:')")
+                    raise ConfigError(
+                        f"{runtime}{f':{line}' if line else ''}: top-level key "
+                        f"'{key}' is unknown (grenade's settings go under "
+                        "'grenade:')"
+                    )
         return cls.load(layers_from_invoke(config))
 
     @classmethod

@@ -283,8 +283,10 @@ class FabricHost:
         out.close()
         err.close()
         if runner.channel.exit_status == -1 and not self.connection.is_connected:
-            raise ConnectionError(f"connection to {self.name} lost while running "
-                                  f"{shlex.join(argv)}; {self._kill_after_loss(err.pgid, user)}")
+            raise ConnectionError(
+                f"connection to {self.name} lost while running "
+                f"{shlex.join(argv)}; {self._kill_after_loss(err.pgid, user)}"
+            )
         # setsid -w exits with the raw wait status of a killed hook: report it as
         # Popen (LocalHost) does, minus the signal number.
         exited = -(result.exited & 0x7F) if err.killed else result.exited

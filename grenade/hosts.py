@@ -193,12 +193,24 @@ class HostGroup:
         def one(host: Host) -> Result:
             start = time.monotonic()
             try:
-                return host.run(argv, env=env, cwd=cwd, timeout=timeout,
-                                sink=sinks[host.name], cancel=cancel, user=user)
+                return host.run(
+                    argv,
+                    env=env,
+                    cwd=cwd,
+                    timeout=timeout,
+                    sink=sinks[host.name],
+                    cancel=cancel,
+                    user=user,
+                )
             except Exception as exc:  # reported per host, like Fabric's GroupResult
-                return Result(command=shlex.join(argv), exited=255, host=host.name,
-                              duration=time.monotonic() - start, timeout=timeout,
-                              error=f"{type(exc).__name__}: {exc}")
+                return Result(
+                    command=shlex.join(argv),
+                    exited=255,
+                    host=host.name,
+                    duration=time.monotonic() - start,
+                    timeout=timeout,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
 
         if len(self.hosts) == 1:
             return {self.hosts[0].name: one(self.hosts[0])}
@@ -207,8 +219,9 @@ class HostGroup:
         def worker(host: Host) -> None:
             results[host.name] = one(host)
 
-        threads = [threading.Thread(target=worker, args=(h,), name=f"host-{h.name}")
-                   for h in self.hosts]
+        threads = [
+            threading.Thread(target=worker, args=(h,), name=f"host-{h.name}") for h in self.hosts
+        ]
         for t in threads:
             t.start()
         try:
@@ -253,8 +266,9 @@ class Inventory:
         try:
             return self.groups[name]
         except KeyError:
-            raise ConfigError(f"no host group {name!r} in the inventory; groups: "
-                              + ", ".join(self.groups)) from None
+            raise ConfigError(
+                f"no host group {name!r} in the inventory; groups: " + ", ".join(self.groups)
+            ) from None
 
     @property
     def host_names(self) -> list[str]:

@@ -66,8 +66,12 @@ class LocalHost:
         timed_out = False
         kill_at: float | None = None
         proc = subprocess.Popen(
-            self._as_user(user, argv), stdin=self._devnull(), stdout=sink.fileno(),
-            stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=cwd,
+            self._as_user(user, argv),
+            stdin=self._devnull(),
+            stdout=sink.fileno(),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            cwd=cwd,
             start_new_session=True,  # own process group: killable as a whole
         )
         pidfd = os.pidfd_open(proc.pid)

@@ -88,8 +88,9 @@ class LogSink:
 class RunLog:
     """The run's log files and console output."""
 
-    def __init__(self, logs_dir: Path, console: TextIO | None = None,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self, logs_dir: Path, console: TextIO | None = None, verbose: bool = False
+    ) -> None:
         self.dir = logs_dir
         self.steps_dir = logs_dir / "steps"
         self.steps_dir.mkdir(parents=True, exist_ok=True)

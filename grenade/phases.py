@@ -51,8 +51,13 @@ def observers(session: Session) -> list[Observer]:
     return [Progress(session)]
 
 
-def run_kinds(session: Session, kinds: Iterable[str], force: bool = False,
-              resume_failed: bool = False, check_order: bool = True) -> None:
+def run_kinds(
+    session: Session,
+    kinds: Iterable[str],
+    force: bool = False,
+    resume_failed: bool = False,
+    check_order: bool = True,
+) -> None:
     """Run every planned step of `kinds`, in plan order, skipping done ones."""
     kinds = list(kinds)
     ensure_setup(session)
@@ -65,16 +70,25 @@ def run_kinds(session: Session, kinds: Iterable[str], force: bool = False,
     StepRunner(session, observers(session)).run(plan, selected, skip)
 
 
-def run(session: Session, start: str | None = None, end: str | None = None,
-        resume_failed: bool = False, force: bool = False) -> None:
+def run(
+    session: Session,
+    start: str | None = None,
+    end: str | None = None,
+    resume_failed: bool = False,
+    force: bool = False,
+) -> None:
     """`invoke run`: setup (or check it), the steps from `start` to `end`, the summary."""
     if force:
         setup(session, force=True)
     else:
         ensure_setup(session)
     try:
-        run_kinds(session, kinds_between(start, end), resume_failed=resume_failed,
-                  check_order=start is None)
+        run_kinds(
+            session,
+            kinds_between(start, end),
+            resume_failed=resume_failed,
+            check_order=start is None,
+        )
     finally:
         session.say(summary_text(session))
 
@@ -94,8 +108,7 @@ def kinds_between(start: str | None, end: str | None) -> Sequence[str]:
             raise ConfigError(f"unknown step kind {name!r}; one of: {', '.join(KINDS)}")
     lo = KINDS.index(start) if start else 0
     hi = KINDS.index(end) if end else len(KINDS) - 1
-    return list(KINDS[lo:hi + 1])
+    return list(KINDS[lo : hi + 1])
 
 
-__all__ = ["GrenadeError", "Session", "coarse_kinds", "kinds_between", "run", "run_kinds",
-           "setup"]
+__all__ = ["GrenadeError", "Session", "coarse_kinds", "kinds_between", "run", "run_kinds", "setup"]

@@ -16,9 +16,20 @@ from .plugins import Project, Settings
 
 # The fine-grained step kinds, in run order (the `phase` task namespace).
 KINDS: tuple[str, ...] = (
-    "stack-base", "verify-base", "early-create", "create", "verify-pre",
-    "save-state", "shutdown", "snapshot", "verify-noapi", "prep-target", "upgrade",
-    "verify-post", "verify-target", "destroy",
+    "stack-base",
+    "verify-base",
+    "early-create",
+    "create",
+    "verify-pre",
+    "save-state",
+    "shutdown",
+    "snapshot",
+    "verify-noapi",
+    "prep-target",
+    "upgrade",
+    "verify-post",
+    "verify-target",
+    "destroy",
 )
 
 # What each kind runs, for `invoke --list` and the docs.
@@ -105,15 +116,19 @@ class PlanInputs:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def _hook_steps(kind: str, projects: list[Project], hook: str, args: tuple[str, ...],
-                side: str) -> list[Step]:
+def _hook_steps(
+    kind: str, projects: list[Project], hook: str, args: tuple[str, ...], side: str
+) -> list[Step]:
     resource_side = args[1] if hook == "resources.sh" and len(args) > 1 else ""
     steps = []
     for p in projects:
         path = p.hook(hook)
         if path is not None:
-            steps.append(Step(kind, p.name, ("bash", str(path), *args), side=side,
-                              resource_side=resource_side))
+            steps.append(
+                Step(
+                    kind, p.name, ("bash", str(path), *args), side=side, resource_side=resource_side
+                )
+            )
     return steps
 
 
@@ -121,11 +136,20 @@ def _upgrade_steps(inp: PlanInputs) -> list[Step]:
     steps = []
     for p in inp.settings.projects:
         direction, script, exists = p.per_release_script(
-            inp.base_branch, inp.target_branch, inp.base_release)
+            inp.base_branch, inp.target_branch, inp.base_release
+        )
         note = f"{direction}-{inp.base_release}/upgrade-{p.name}: " + (
-            "applies" if exists else "none")
-        steps.append(Step("upgrade", p.name, ("bash", str(Path(p.dir) / "upgrade.sh")),
-                          side="target", note=note))
+            "applies" if exists else "none"
+        )
+        steps.append(
+            Step(
+                "upgrade",
+                p.name,
+                ("bash", str(Path(p.dir) / "upgrade.sh")),
+                side="target",
+                note=note,
+            )
+        )
     return steps
 
 
@@ -146,8 +170,16 @@ def build_plan(inp: PlanInputs) -> list[Step]:
         ordered = list(reversed(projects)) if kind in REVERSED else projects
         if kind == "stack-base":
             if inp.stack:
-                steps.append(Step(kind, "devstack", inp.stack, cwd=inp.stack_cwd,
-                                  env=inp.stack_env, user=inp.stack_user))
+                steps.append(
+                    Step(
+                        kind,
+                        "devstack",
+                        inp.stack,
+                        cwd=inp.stack_cwd,
+                        env=inp.stack_env,
+                        user=inp.stack_user,
+                    )
+                )
         elif kind == "verify-base":
             steps += _hook_steps(kind, ordered, "verify.sh", ("base",), "base")
             steps += _smoke_step(kind, inp, s.base_run_smoke, "base")
@@ -155,23 +187,33 @@ def build_plan(inp: PlanInputs) -> list[Step]:
             if resources:
                 steps += _hook_steps(kind, ordered, "resources.sh", RESOURCE_PHASES[kind], "base")
         elif kind == "save-state":
-            steps.append(Step(kind, "grenade", ("bash", str(gdir / "save-state"),
-                                                      inp.base_release_name)))
+            steps.append(
+                Step(kind, "grenade", ("bash", str(gdir / "save-state"), inp.base_release_name))
+            )
         elif kind == "shutdown":
             steps += _hook_steps(kind, ordered, "shutdown.sh", (), "base")
         elif kind == "snapshot":
             steps += _hook_steps(kind, ordered, "snapshot.sh", ("pre_upgrade",), "base")
         elif kind == "prep-target":
-            steps.append(Step(kind, "grenade", ("bash", str(gdir / "prep-target")),
-                              side="target"))
+            steps.append(Step(kind, "grenade", ("bash", str(gdir / "prep-target")), side="target"))
         elif kind == "upgrade":
             steps += _upgrade_steps(inp)
         elif kind == "verify-target":
             steps += _hook_steps(kind, ordered, "verify.sh", ("target",), "target")
             steps += _smoke_step(kind, inp, s.target_run_smoke, "target")
-            steps.append(Step(kind, "save-state", (
-                "bash", str(gdir / "save-state"), inp.target_release_name, inp.target_devstack),
-                side="target"))
+            steps.append(
+                Step(
+                    kind,
+                    "save-state",
+                    (
+                        "bash",
+                        str(gdir / "save-state"),
+                        inp.target_release_name,
+                        inp.target_devstack,
+                    ),
+                    side="target",
+                )
+            )
     return steps
 
 

@@ -33,8 +33,9 @@ class Project:
         path = Path(self.dir) / name
         return path if path.is_file() else None
 
-    def per_release_script(self, base_branch: str, target_branch: str,
-                           base_release: str | None = None) -> tuple[str, Path, bool]:
+    def per_release_script(
+        self, base_branch: str, target_branch: str, base_release: str | None = None
+    ) -> tuple[str, Path, bool]:
         """(direction, path, exists) of what `upgrade_project` in upgrade.sh would source."""
         direction, rel = upgrade_direction(base_branch, target_branch, base_release=base_release)
         path = Path(self.dir) / f"{direction}-{rel}" / f"upgrade-{self.name}"
@@ -102,20 +103,26 @@ def parse_records(blob: bytes) -> list[tuple[str, str]]:
         parts.pop()
     if len(parts) % 2:
         raise SettingsError("settings dump is truncated (odd number of records)")
-    return [(parts[i].decode(errors="replace"), parts[i + 1].decode(errors="replace"))
-            for i in range(0, len(parts), 2)]
+    return [
+        (parts[i].decode(errors="replace"), parts[i + 1].decode(errors="replace"))
+        for i in range(0, len(parts), 2)
+    ]
 
 
-def load_settings(grenade_dir: Path, files: list[Path], env: dict[str, str],
-                  timeout: float = 300) -> Settings:
+def load_settings(
+    grenade_dir: Path, files: list[Path], env: dict[str, str], timeout: float = 300
+) -> Settings:
     """Source every settings file in one bash process and read back its state."""
     with tempfile.NamedTemporaryFile(prefix="grenade-settings-", delete=False) as out:
         out_path = Path(out.name)
     try:
         proc = subprocess.run(
-            ["bash", str(grenade_dir / "inc" / "dump-settings"), str(out_path),
-             *map(str, files)],
-            env=env, cwd=grenade_dir, capture_output=True, text=True, timeout=timeout,
+            ["bash", str(grenade_dir / "inc" / "dump-settings"), str(out_path), *map(str, files)],
+            env=env,
+            cwd=grenade_dir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
         if proc.returncode != 0:
@@ -125,8 +132,10 @@ def load_settings(grenade_dir: Path, files: list[Path], env: dict[str, str],
             )
         records = parse_records(out_path.read_bytes())
     except subprocess.TimeoutExpired:
-        raise SettingsError(f"phase setup: settings files did not finish in {timeout}s: "
-                            + ", ".join(map(str, files))) from None
+        raise SettingsError(
+            f"phase setup: settings files did not finish in {timeout}s: "
+            + ", ".join(map(str, files))
+        ) from None
     finally:
         out_path.unlink(missing_ok=True)
     return settings_from_records(records, files)
@@ -150,8 +159,10 @@ def settings_from_records(records: list[tuple[str, str]], files: list[Path]) -> 
     projects = []
     for name in values.get("UPGRADE_PROJECTS", "").split():
         if name not in dirs:
-            raise SettingsError(f"phase setup: project {name} is in UPGRADE_PROJECTS but no "
-                                "settings file registered it (no PLUGIN_DIR entry)")
+            raise SettingsError(
+                f"phase setup: project {name} is in UPGRADE_PROJECTS but no "
+                "settings file registered it (no PLUGIN_DIR entry)"
+            )
         projects.append(Project(name=name, dir=dirs[name]))
     return Settings(
         projects=projects,
@@ -173,8 +184,14 @@ def enabled_services_from_tree(devstack_dir: Path, fallback: str) -> str:
     script = 'source ./stackrc >/dev/null 2>&1 </dev/null; printf %s "${ENABLED_SERVICES:-}"'
     env = dict(os.environ, TOP_DIR=str(devstack_dir))
     try:
-        proc = subprocess.run(["bash", "-c", script], cwd=devstack_dir, env=env,
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            ["bash", "-c", script],
+            cwd=devstack_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except subprocess.TimeoutExpired:
         return fallback
     return proc.stdout.strip() or fallback

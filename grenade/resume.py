@@ -65,8 +65,10 @@ def check_fingerprint(session: Session) -> None:
     if changes:
         raise StateError(
             "the run on this stack_root was made from something else; refusing to "
-            "continue it:\n  " + "\n  ".join(changes)
-            + "\n(use --force to start a new run, or `invoke clean`)")
+            "continue it:\n  "
+            + "\n  ".join(changes)
+            + "\n(use --force to start a new run, or `invoke clean`)"
+        )
 
 
 def check_not_failed(session: Session, resume: bool, force: bool) -> None:
@@ -75,28 +77,36 @@ def check_not_failed(session: Session, resume: bool, force: bool) -> None:
     if failed and not (resume or force):
         raise StateError(
             f"the run failed at step {failed}; use `--resume` to "
-            "continue from it, `--force` to re-run, or `invoke clean`")
+            "continue from it, `--force` to re-run, or `invoke clean`"
+        )
 
 
 def check_order(session: Session, plan: list[Step], kinds: list[str]) -> None:
     """Refuse to run a phase before the ones it needs."""
     first = min(KINDS.index(k) for k in kinds)
     earlier = set(KINDS[:first])
-    missing = [s.id for s in plan if s.kind in earlier
-               and session.state.status(s.id) not in (DONE, SKIPPED)]
+    missing = [
+        s.id
+        for s in plan
+        if s.kind in earlier and session.state.status(s.id) not in (DONE, SKIPPED)
+    ]
     if missing:
         raise StateError(
             f"phase {kinds[0]} needs earlier steps first; not done: "
-            + ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+            + ", ".join(missing[:8])
+            + (" ..." if len(missing) > 8 else "")
             + "\n(run the earlier tasks, e.g. `invoke run`, or `invoke run --from "
-            f"{kinds[0]}` to skip them deliberately)")
+            f"{kinds[0]}` to skip them deliberately)"
+        )
 
 
-def steps_to_skip(session: Session, plan: list[Step], selected: set[str],
-                  force: bool) -> set[str]:
+def steps_to_skip(session: Session, plan: list[Step], selected: set[str], force: bool) -> set[str]:
     """The selected steps already done (none with `force`); says which it skips."""
     done = [s.id for s in plan if s.id in selected and session.state.status(s.id) == DONE]
     if done and not force:
-        session.say(f"skipping {len(done)} step(s) already done: "
-                    + ", ".join(done) + " (use --force to re-run)")
+        session.say(
+            f"skipping {len(done)} step(s) already done: "
+            + ", ".join(done)
+            + " (use --force to re-run)"
+        )
     return set() if force else set(done)

@@ -73,13 +73,19 @@ def localrc_lines(values: dict[str, object]) -> list[str]:
     return lines
 
 
-def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, base_branch: str,
-                      target_branch: str, extra_pluginrc: list[str]) -> None:
+def write_grenade_dir(
+    paths: Paths,
+    cfg: GrenadeConfig,
+    base_branch: str,
+    target_branch: str,
+    extra_pluginrc: list[str],
+) -> None:
     """Populate GRENADE_DIR from the package's shell library and the run's config."""
     gdir = paths.grenade_dir
     gdir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(SHELL_DIR, gdir, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        SHELL_DIR, gdir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+    )
     fallback = gdir / "devstack"
     fallback.mkdir(exist_ok=True)
     for name in FALLBACK_FILES:
@@ -117,8 +123,10 @@ def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, base_branch: str,
         lines += [f"# from {cfg['localrc_file']}", Path(cfg["localrc_file"]).read_text()]
     if cfg["grenade_localrc"]:
         lines += ["# from config grenade.grenade_localrc", *localrc_lines(cfg["grenade_localrc"])]
-    lines += ["# the run's layout (grenade's own, whatever the lines above say)",
-              *localrc_lines(layout)]
+    lines += [
+        "# the run's layout (grenade's own, whatever the lines above say)",
+        *localrc_lines(layout),
+    ]
     (gdir / "localrc").write_text("\n".join(lines) + "\n")
 
     plugin_lines = ["# written by grenade setup"]

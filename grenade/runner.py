@@ -54,16 +54,24 @@ class SignalGuard:
             signal.signal(sig, handler)
 
 
-def run_logged(group: HostGroup, logs: Mapping[str, Path], argv: Sequence[str], *,
-               env: Mapping[str, str], cwd: Path | str | None, timeout: float,
-               cancel: Cancel, user: str | None = None,
-               on_line: Callable[[str], Callable[[str], None] | None] = lambda host: None,
-               ) -> dict[str, Result]:
+def run_logged(
+    group: HostGroup,
+    logs: Mapping[str, Path],
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | str | None,
+    timeout: float,
+    cancel: Cancel,
+    user: str | None = None,
+    on_line: Callable[[str], Callable[[str], None] | None] = lambda host: None,
+) -> dict[str, Result]:
     """`group.run` with each host's output appended to its log in `logs`."""
     with ExitStack() as stack:
         sinks = {h: stack.enter_context(LogSink(path, on_line(h))) for h, path in logs.items()}
-        return group.run(argv, env=env, cwd=cwd, timeout=timeout, sinks=sinks, cancel=cancel,
-                         user=user)
+        return group.run(
+            argv, env=env, cwd=cwd, timeout=timeout, sinks=sinks, cancel=cancel, user=user
+        )
 
 
 class StepRunner:
@@ -97,7 +105,8 @@ class StepRunner:
                 raise ConfigError(
                     f"step {step.id} (project {step.project}, phase {step.kind}) runs on "
                     f"host group {step.group!r}, which the inventory does not have; groups: "
-                    + ", ".join(groups))
+                    + ", ".join(groups)
+                )
 
     def run_step(self, index: int, total: int, step: Step, cancel: Cancel) -> None:
         session, state = self.session, self.session.state
@@ -112,10 +121,17 @@ class StepRunner:
         # thread while this step's hook runs: the state file is rewritten after
         # every step, without the write on the run's critical path.
         state.save_in_background()
-        results = run_logged(group, logs, step.argv, env=session.step_env(step),
-                             cwd=session.step_cwd(step), timeout=session.timeout,
-                             cancel=cancel, user=step.user,
-                             on_line=lambda host: self._line_sink(host, len(logs)))
+        results = run_logged(
+            group,
+            logs,
+            step.argv,
+            env=session.step_env(step),
+            cwd=session.step_cwd(step),
+            timeout=session.timeout,
+            cancel=cancel,
+            user=step.user,
+            on_line=lambda host: self._line_sink(host, len(logs)),
+        )
         state.changed(step.id)
         self._record(rec, results)
         event = StepFinished(step, index, total, results, rec, logs)
@@ -154,15 +170,20 @@ class StepRunner:
         else:
             rec.message = "; ".join(f"{host}: {r.why()}" for host, r in failed)
 
-    def failure_message(self, step: Step, failed: Mapping[str, Result],
-                        logs: Mapping[str, Path]) -> str:
+    def failure_message(
+        self, step: Step, failed: Mapping[str, Result], logs: Mapping[str, Path]
+    ) -> str:
         """One block per failed host: what failed where, why, the log and its last lines."""
         group = self.session.inventory.group(step.group)
         blocks = []
         for host, result in failed.items():
             lines = tail(logs[host], TAIL_LINES)
-            where = (f"  group:  {group.name} ({len(failed)} of {len(group.hosts)} hosts "
-                     f"failed: {', '.join(failed)})" if len(group.hosts) > 1 else None)
+            where = (
+                f"  group:  {group.name} ({len(failed)} of {len(group.hosts)} hosts "
+                f"failed: {', '.join(failed)})"
+                if len(group.hosts) > 1
+                else None
+            )
             blocks += [
                 f"FAILED step {step.id}: project {step.project}, phase {step.kind}, "
                 f"host {host}, {result.why()}",

@@ -26,8 +26,13 @@ from .state import RunLock, RunState
 class Session:
     """`with Session(cfg) as s:` holds the stack_root's lock and its loaded state."""
 
-    def __init__(self, cfg: GrenadeConfig, console: TextIO | None = None,
-                 inventory: Inventory | None = None, state_required: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: GrenadeConfig,
+        console: TextIO | None = None,
+        inventory: Inventory | None = None,
+        state_required: bool = True,
+    ) -> None:
         self.cfg = cfg
         self.paths = Paths.from_config(cfg)
         self.console = console if console is not None else sys.stdout
@@ -105,22 +110,24 @@ class Session:
 
     def plan(self) -> list[Step]:
         setup = self.setup
-        return build_plan(PlanInputs(
-            settings=setup.settings,
-            grenade_dir=self.paths.grenade_dir,
-            base_branch=self.cfg["base"]["branch"],
-            target_branch=self.cfg["target"]["branch"],
-            base_release=setup.base_release,
-            stack=setup.stack,
-            stack_cwd=setup.stack_cwd,
-            stack_env=setup.stack_env,
-            stack_user=setup.stack_user,
-            smoke=setup.smoke,
-            verify_resources=bool(self.cfg["verify_resources"]),
-            base_release_name=self.paths.base_release_dir.name,
-            target_release_name=self.paths.target_release_dir.name,
-            target_devstack=str(self.paths.target_devstack),
-        ))
+        return build_plan(
+            PlanInputs(
+                settings=setup.settings,
+                grenade_dir=self.paths.grenade_dir,
+                base_branch=self.cfg["base"]["branch"],
+                target_branch=self.cfg["target"]["branch"],
+                base_release=setup.base_release,
+                stack=setup.stack,
+                stack_cwd=setup.stack_cwd,
+                stack_env=setup.stack_env,
+                stack_user=setup.stack_user,
+                smoke=setup.smoke,
+                verify_resources=bool(self.cfg["verify_resources"]),
+                base_release_name=self.paths.base_release_dir.name,
+                target_release_name=self.paths.target_release_dir.name,
+                target_devstack=str(self.paths.target_devstack),
+            )
+        )
 
     # -- environment -------------------------------------------------------------------
 
@@ -140,23 +147,27 @@ class Session:
             env = self.base_env()
             env.update(setup.settings.exports)
             env.update(self.deployer.hook_env(self.deploy_context()))
-            env.update({
-                "DATABASES_TO_SAVE": " ".join(setup.settings.databases),
-                "UPGRADE_PROJECTS": " ".join(p.name for p in setup.settings.projects),
-                "ENABLED_SERVICES": setup.enabled_services,
-            })
+            env.update(
+                {
+                    "DATABASES_TO_SAVE": " ".join(setup.settings.databases),
+                    "UPGRADE_PROJECTS": " ".join(p.name for p in setup.settings.projects),
+                    "ENABLED_SERVICES": setup.enabled_services,
+                }
+            )
             self._env = (setup, env)
         return self._env[1]
 
     def step_env(self, step: Step) -> dict[str, str]:
         env = dict(self._common_env())
         top = self.paths.target_devstack if step.side == "target" else self.paths.base_devstack
-        env.update({
-            "TOP_DIR": str(top),
-            "GRENADE_PHASE": step.kind,
-            "GRENADE_PROJECT": step.project,
-            "GRENADE_SIDE": step.resource_side,
-        })
+        env.update(
+            {
+                "TOP_DIR": str(top),
+                "GRENADE_PHASE": step.kind,
+                "GRENADE_PROJECT": step.project,
+                "GRENADE_SIDE": step.resource_side,
+            }
+        )
         env.update(dict(step.env))
         return env
 

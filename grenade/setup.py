@@ -41,12 +41,28 @@ def _tree(session: Session, side: str, dest: Path) -> TreeRecord:
     branch = spec["branch"]
     if trees["prepared"] or repo is None:
         # Someone else (Zuul's devstack roles) prepared the tree: use it as it is.
-        return TreeRecord(path=str(dest), repo=None, branch=branch, ref=spec["ref"],
-                          sha=git_sha(dest), release=branch_release(branch, spec["release"]))
-    tree = prepare_tree(TreeSpec(repo, branch, spec["ref"], spec["release"]), dest,
-                        session.paths.cache_dir, force=trees["force"])
-    return TreeRecord(path=str(tree.path), repo=tree.repo, branch=tree.branch, ref=tree.ref,
-                      sha=tree.sha, release=tree.release)
+        return TreeRecord(
+            path=str(dest),
+            repo=None,
+            branch=branch,
+            ref=spec["ref"],
+            sha=git_sha(dest),
+            release=branch_release(branch, spec["release"]),
+        )
+    tree = prepare_tree(
+        TreeSpec(repo, branch, spec["ref"], spec["release"]),
+        dest,
+        session.paths.cache_dir,
+        force=trees["force"],
+    )
+    return TreeRecord(
+        path=str(tree.path),
+        repo=tree.repo,
+        branch=tree.branch,
+        ref=tree.ref,
+        sha=tree.sha,
+        release=tree.release,
+    )
 
 
 def prepare_trees(record: SetupRecord, session: Session) -> SetupRecord:
@@ -62,8 +78,9 @@ def make_grenade_dir(record: SetupRecord, session: Session) -> SetupRecord:
     """GRENADE_DIR: the bash library, the effective localrc and pluginrc."""
     cfg = session.cfg
     plugin_lines = [pluginrc_line(p["name"], p["repo"], p.get("branch")) for p in cfg["plugins"]]
-    write_grenade_dir(session.paths, cfg, cfg["base"]["branch"], cfg["target"]["branch"],
-                      plugin_lines)
+    write_grenade_dir(
+        session.paths, cfg, cfg["base"]["branch"], cfg["target"]["branch"], plugin_lines
+    )
     return record
 
 
@@ -93,13 +110,19 @@ def load_project_settings(record: SetupRecord, session: Session) -> SetupRecord:
     """Every settings file sourced in one bash process; registered projects read back."""
     services = enabled_services_from_tree(Path(record.base.path), session.cfg.enabled_services)
     files = discover_settings(session.cfg["projects_dirs"], [Path(p.path) for p in record.plugins])
-    env = {**os.environ, **session.base_env(),
-           "TOP_DIR": str(session.paths.target_devstack), "ENABLED_SERVICES": services}
+    env = {
+        **os.environ,
+        **session.base_env(),
+        "TOP_DIR": str(session.paths.target_devstack),
+        "ENABLED_SERVICES": services,
+    }
     settings = load_settings(session.paths.grenade_dir, files, env)
     for project in settings.projects:
         if project.hook("upgrade.sh") is None:
-            raise ConfigError(f"phase setup: project {project.name} ({project.dir}) "
-                              "is registered but has no upgrade.sh")
+            raise ConfigError(
+                f"phase setup: project {project.name} ({project.dir}) "
+                "is registered but has no upgrade.sh"
+            )
     return dataclasses.replace(record, enabled_services=services, settings=settings)
 
 

@@ -178,13 +178,16 @@ class RunState:
                 return cls(path)
             raw = json.loads(text)
         except (OSError, json.JSONDecodeError) as exc:
-            raise StateError(f"{path}: run state unreadable ({exc}); "
-                             "`invoke clean` removes it") from None
+            raise StateError(
+                f"{path}: run state unreadable ({exc}); `invoke clean` removes it"
+            ) from None
         if raw.get("version") == 1:
             raw = _from_v1(raw)
         if raw.get("version") != STATE_VERSION:
-            raise StateError(f"{path}: run state version {raw.get('version')} "
-                             f"is not {STATE_VERSION}; `invoke clean` removes it")
+            raise StateError(
+                f"{path}: run state version {raw.get('version')} "
+                f"is not {STATE_VERSION}; `invoke clean` removes it"
+            )
         return cls(
             path=path,
             run_id=raw.get("run_id", ""),
@@ -206,15 +209,24 @@ class RunState:
         if self._setup_json[0] is not self.setup:  # frozen: the same object, the same text
             text = json.dumps(self.setup.to_dict() if self.setup else None, separators=(",", ":"))
             self._setup_json = (self.setup, text)
-        head = json.dumps({
-            "version": STATE_VERSION,
-            "run_id": self.run_id,
-            "fingerprint": self.fingerprint,
-            "failed_step": self.failed_step,
-        }, separators=(",", ":"))
+        head = json.dumps(
+            {
+                "version": STATE_VERSION,
+                "run_id": self.run_id,
+                "fingerprint": self.fingerprint,
+                "failed_step": self.failed_step,
+            },
+            separators=(",", ":"),
+        )
         # _encoded holds the steps in the order they were first recorded, as steps does
-        return (head[:-1] + ',"setup":' + self._setup_json[1]
-                + ',"steps":{' + ",".join(self._encoded.values()) + "}}")
+        return (
+            head[:-1]
+            + ',"setup":'
+            + self._setup_json[1]
+            + ',"steps":{'
+            + ",".join(self._encoded.values())
+            + "}}"
+        )
 
     def save(self) -> None:
         """Write the state now (after any background write still going on)."""

@@ -24,8 +24,10 @@ class Progress:
     def step_started(self, event: StepStarted) -> None:
         step = event.step
         where = f" on {step.group} ({', '.join(event.hosts)})" if len(event.hosts) > 1 else ""
-        self.session.say(f"[{event.index:02d}/{event.total:02d}] {step.kind} {step.project}"
-                         f"{where}: {shlex.join(step.argv)}")
+        self.session.say(
+            f"[{event.index:02d}/{event.total:02d}] {step.kind} {step.project}"
+            f"{where}: {shlex.join(step.argv)}"
+        )
 
     def step_finished(self, event: StepFinished) -> None:
         log = self.session.log
@@ -41,19 +43,25 @@ def describe_setup(session: Session) -> str:
     out = ["setup:"]
     for side in ("base", "target"):
         t = setup.tree(side)
-        out.append(f"  {side:6} tree {t.path}  {t.ref or t.branch}  sha {t.sha or '-'}  "
-                   f"release {t.release}")
+        out.append(
+            f"  {side:6} tree {t.path}  {t.ref or t.branch}  sha {t.sha or '-'}  "
+            f"release {t.release}"
+        )
     for plugin in setup.plugins:
         out.append(f"  plugin {plugin.name}: {plugin.path} ({plugin.branch}) sha {plugin.sha}")
     out.append(f"  enabled services: {setup.enabled_services}")
-    out.append("  hosts: " + ", ".join(
-        f"{g.name}: {' '.join(g.names)}" for g in session.inventory.groups.values()))
+    out.append(
+        "  hosts: "
+        + ", ".join(f"{g.name}: {' '.join(g.names)}" for g in session.inventory.groups.values())
+    )
     for p in setup.settings.projects:
         direction, _, exists = p.per_release_script(
-            cfg["base"]["branch"], cfg["target"]["branch"], setup.base_release)
+            cfg["base"]["branch"], cfg["target"]["branch"], setup.base_release
+        )
         hooks = ", ".join(h for h in HOOKS if p.hook(h))
         rel = f"{direction}-{setup.base_release}/upgrade-{p.name} " + (
-            "applies" if exists else "(none)")
+            "applies" if exists else "(none)"
+        )
         out.append(f"  project {p.name}: {p.dir} [{hooks}]; {rel}")
     if setup.settings.databases:
         out.append(f"  databases to save: {' '.join(setup.settings.databases)}")
@@ -67,8 +75,10 @@ def summary_text(session: Session) -> str:
     if state.setup is not None:
         for side in ("base", "target"):
             tree = state.setup.tree(side)
-            out.append(f"  {side + ' tree':13} {tree.branch} {tree.ref or ''} "
-                       f"sha {tree.sha or '-'} (release {tree.release})")
+            out.append(
+                f"  {side + ' tree':13} {tree.branch} {tree.ref or ''} "
+                f"sha {tree.sha or '-'} (release {tree.release})"
+            )
     total = 0.0
     for kind in KINDS:
         recs = [r for sid, r in state.steps.items() if sid.split("/")[0] == kind]
@@ -80,8 +90,7 @@ def summary_text(session: Session) -> str:
         out.append(f"  {kind:13} {len(recs):3} step(s) {dur:8.2f}s  {states}")
     out.append(f"  {'total':13} {'':12} {total:8.2f}s")
     if state.setup is not None:
-        for service, (before, after) in session.deployer.versions(
-                session.deploy_context()).items():
+        for service, (before, after) in session.deployer.versions(session.deploy_context()).items():
             out.append(f"  {service:13} {before or '-'} -> {after or '-'}")
     results = read_results(session.paths.save_dir)
     if results:

@@ -14,9 +14,12 @@ import yaml
 from sshd import sshd_server  # noqa: F401  (a real sshd on 127.0.0.1 for remote-host tests)
 
 # CI machines have no git identity; fixture repositories still need commits.
-for _var, _value in (("GIT_AUTHOR_NAME", "grenade tests"), ("GIT_COMMITTER_NAME", "grenade tests"),
-                     ("GIT_AUTHOR_EMAIL", "tests@grenade.invalid"),
-                     ("GIT_COMMITTER_EMAIL", "tests@grenade.invalid")):
+for _var, _value in (
+    ("GIT_AUTHOR_NAME", "grenade tests"),
+    ("GIT_COMMITTER_NAME", "grenade tests"),
+    ("GIT_AUTHOR_EMAIL", "tests@grenade.invalid"),
+    ("GIT_COMMITTER_EMAIL", "tests@grenade.invalid"),
+):
     os.environ.setdefault(_var, _value)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,12 +49,16 @@ def run_yaml(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-def invoke(config: Path, *tasks: str, env: dict[str, str] | None = None,
-           timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def invoke(
+    config: Path, *tasks: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run `invoke -f config TASK...` in its own process, from the repository root."""
     return subprocess.run(
         [sys.executable, "-m", "invoke", "-r", str(REPO), "-f", str(config), *tasks],
-        cwd=config.parent, capture_output=True, text=True, timeout=timeout,
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
 

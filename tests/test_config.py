@@ -24,16 +24,17 @@ def test_defaults_are_the_embedded_default(tmp_path: Path):
 
 
 def test_nested_unknown_key_names_file_and_line(tmp_path: Path):
-    path = write(tmp_path / "run.yaml",
-                 "grenade:\n  stack_root: /x\n  base:\n    branch: stable/2025.1\n    sha: abc\n")
+    path = write(
+        tmp_path / "run.yaml",
+        "grenade:\n  stack_root: /x\n  base:\n    branch: stable/2025.1\n    sha: abc\n",
+    )
     with pytest.raises(ConfigError) as err:
         GrenadeConfig.from_file(path)
     assert str(err.value).startswith(f"{path}:5: config key 'grenade.base.sha' is unknown")
 
 
 def test_wrong_type_in_plugin_entry(tmp_path: Path):
-    path = write(tmp_path / "run.yaml",
-                 "grenade:\n  plugins:\n    - {name: heat, repo: 3}\n")
+    path = write(tmp_path / "run.yaml", "grenade:\n  plugins:\n    - {name: heat, repo: 3}\n")
     with pytest.raises(ConfigError, match=r"'grenade.plugins.0.repo' must be str, got int"):
         GrenadeConfig.from_file(path)
 
@@ -45,10 +46,14 @@ def test_bool_is_not_a_timeout(tmp_path: Path):
 
 
 def test_layers_merge_later_wins(tmp_path: Path):
-    cfg = GrenadeConfig.load([("a.yaml", {"base": {"branch": "stable/2025.1"}}),
-                              ("b.yaml", {"base": {"ref": "v1"}, "timeout": 5})], cwd=tmp_path)
-    assert cfg["base"] == {"repo": None, "branch": "stable/2025.1", "ref": "v1",
-                           "release": None}
+    cfg = GrenadeConfig.load(
+        [
+            ("a.yaml", {"base": {"branch": "stable/2025.1"}}),
+            ("b.yaml", {"base": {"ref": "v1"}, "timeout": 5}),
+        ],
+        cwd=tmp_path,
+    )
+    assert cfg["base"] == {"repo": None, "branch": "stable/2025.1", "ref": "v1", "release": None}
     assert cfg["timeout"] == 5
 
 
@@ -62,8 +67,7 @@ def test_rc_files_found_in_current_directory(tmp_path: Path):
 
 def test_missing_rc_file_is_named(tmp_path: Path):
     with pytest.raises(ConfigError, match="grenade.pluginrc_file': no such file"):
-        GrenadeConfig.load([("x.yaml", {"pluginrc_file": str(tmp_path / "nope")})],
-                           cwd=tmp_path)
+        GrenadeConfig.load([("x.yaml", {"pluginrc_file": str(tmp_path / "nope")})], cwd=tmp_path)
 
 
 def test_digest_changes_with_config_and_rc_file(tmp_path: Path):
@@ -75,32 +79,36 @@ def test_digest_changes_with_config_and_rc_file(tmp_path: Path):
 
 
 def test_zuul_localrc_branches_apply_unless_config_sets_them(tmp_path: Path):
-    rc = write(tmp_path / "localrc",
-               "BASE_RELEASE=old\nBASE_DEVSTACK_BRANCH=stable/2025.1\n"
-               "TARGET_DEVSTACK_BRANCH=master\nSAVE_DIR=$BASE_RELEASE/save\n")
+    rc = write(
+        tmp_path / "localrc",
+        "BASE_RELEASE=old\nBASE_DEVSTACK_BRANCH=stable/2025.1\n"
+        "TARGET_DEVSTACK_BRANCH=master\nSAVE_DIR=$BASE_RELEASE/save\n",
+    )
     cfg = GrenadeConfig.load([], cwd=tmp_path)
     assert cfg["localrc_file"] == str(rc)
     assert (cfg["base"]["branch"], cfg["target"]["branch"]) == ("stable/2025.1", "master")
-    cfg = GrenadeConfig.load([("run.yaml", {"target": {"branch": "stable/2026.1"}})],
-                             cwd=tmp_path)
+    cfg = GrenadeConfig.load([("run.yaml", {"target": {"branch": "stable/2026.1"}})], cwd=tmp_path)
     assert cfg["target"]["branch"] == "stable/2026.1"
     assert cfg["base"]["branch"] == "stable/2025.1"
 
 
-@pytest.mark.parametrize("text,message", [
-    ("base: null", "'grenade.base' must be a mapping, got null"),
-    ("plugins: [{}]", "'grenade.plugins.0' needs name and repo"),
-    ("projects_dirs: [1]", "'grenade.projects_dirs' must be a list of strings"),
-    ("smoke_command: [1, 2]", "'grenade.smoke_command' must be a list of strings"),
-    ("grenade_localrc: {A-B: 1}", "has 'A-B', which is not a shell variable name"),
-    ("localrc: {A: [1]}", "A must be a string, number or bool, got list"),
-    ("timeout: 0", "'grenade.timeout' must be more than 0 seconds"),
-    ("timeout: -5", "'grenade.timeout' must be more than 0 seconds"),
-    ("stack_root: ''", "'grenade.stack_root' must not be empty"),
-    ("stack_root: /", "must not be / or contain the grenade checkout"),
-    ("trees: {base_name: ../../etc}", "'grenade.trees.base_name' must be a single directory"),
-    ("deployer: lxc", "'grenade.deployer' must be one of lite, devstack, external"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("base: null", "'grenade.base' must be a mapping, got null"),
+        ("plugins: [{}]", "'grenade.plugins.0' needs name and repo"),
+        ("projects_dirs: [1]", "'grenade.projects_dirs' must be a list of strings"),
+        ("smoke_command: [1, 2]", "'grenade.smoke_command' must be a list of strings"),
+        ("grenade_localrc: {A-B: 1}", "has 'A-B', which is not a shell variable name"),
+        ("localrc: {A: [1]}", "A must be a string, number or bool, got list"),
+        ("timeout: 0", "'grenade.timeout' must be more than 0 seconds"),
+        ("timeout: -5", "'grenade.timeout' must be more than 0 seconds"),
+        ("stack_root: ''", "'grenade.stack_root' must not be empty"),
+        ("stack_root: /", "must not be / or contain the grenade checkout"),
+        ("trees: {base_name: ../../etc}", "'grenade.trees.base_name' must be a single directory"),
+        ("deployer: lxc", "'grenade.deployer' must be one of lite, devstack, external"),
+    ],
+)
 def test_bad_values_are_named(tmp_path: Path, text: str, message: str):
     path = write(tmp_path / "run.yaml", f"grenade:\n  {text}\n")
     with pytest.raises(ConfigError) as err:
@@ -110,10 +118,23 @@ def test_bad_values_are_named(tmp_path: Path, text: str, message: str):
 
 def test_environment_strings_are_cast_strictly():
     from grenade.config import cast_env
-    layer = cast_env({"verify_resources": "False", "timeout": "90", "trees": {"prepared": "yes"},
-                      "projects_dirs": "/a:/b", "stack_root": "/s"})
-    assert layer == {"verify_resources": False, "timeout": 90, "trees": {"prepared": True},
-                     "projects_dirs": ["/a", "/b"], "stack_root": "/s"}
+
+    layer = cast_env(
+        {
+            "verify_resources": "False",
+            "timeout": "90",
+            "trees": {"prepared": "yes"},
+            "projects_dirs": "/a:/b",
+            "stack_root": "/s",
+        }
+    )
+    assert layer == {
+        "verify_resources": False,
+        "timeout": 90,
+        "trees": {"prepared": True},
+        "projects_dirs": ["/a", "/b"],
+        "stack_root": "/s",
+    }
     with pytest.raises(ConfigError, match="INVOKE_GRENADE_TIMEOUT='abc' must be a number"):
         cast_env({"timeout": "abc"})
     with pytest.raises(ConfigError, match="INVOKE_GRENADE_VERBOSE='maybe' must be true or false"):

@@ -295,13 +295,20 @@ def test_configuration_values_are_quoted_and_never_run(tmp_path: Path) -> None:
     # holding $(...) are data when stackrc sources .localrc.auto.
     upstream = make_devstack_repo(tmp_path / "devstack.git")
     root = tmp_path / "stack root"
-    trees = {side: prepare_tree(TreeSpec(str(upstream), "master"), root / name / "devstack",
-                                None).path for side, name in (("base", "old"), ("target", "new"))}
+    trees = {
+        side: prepare_tree(TreeSpec(str(upstream), "master"), root / name / "devstack", None).path
+        for side, name in (("base", "old"), ("target", "new"))
+    }
     pwned = tmp_path / "pwned"
     ctx = DeployContext(
-        stack_root=root, base_devstack_dir=trees["base"], target_devstack_dir=trees["target"],
-        grenade_dir=root / "grenade", save_dir=root / "save", logs_dir=root / "logs",
-        base_branch="master", target_branch="master",
+        stack_root=root,
+        base_devstack_dir=trees["base"],
+        target_devstack_dir=trees["target"],
+        grenade_dir=root / "grenade",
+        save_dir=root / "save",
+        logs_dir=root / "logs",
+        base_branch="master",
+        target_branch="master",
         config={"localrc": {"EVIL": f"$(touch {pwned})", "EMPTY": None, "ON": True}},
     )
     DevstackDeployer().prepare(ctx)
@@ -310,7 +317,11 @@ def test_configuration_values_are_quoted_and_never_run(tmp_path: Path) -> None:
     assert f"EVIL='$(touch {pwned})'\nEMPTY=''\nON=True\n" in auto
     proc = subprocess.run(
         ["bash", "-c", 'source ./.localrc.auto && printf "%s|%s|%s" "$DEST" "$EVIL" "$EMPTY"'],
-        cwd=trees["base"], capture_output=True, text=True, check=False)
+        cwd=trees["base"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{root}/old|$(touch {pwned})|"
     assert not pwned.exists(), "a configuration value was executed"

@@ -283,7 +283,9 @@ def test_the_environment_never_shows_on_a_command_line(host, tmp_path):
     looker.start()
     got = tmp_path / "got"
     result, lines, log = run(
-        host, f'printf %s "$DB_PASSWORD" > {got}; touch {marker}; sleep 1; echo done', tmp_path,
+        host,
+        f'printf %s "$DB_PASSWORD" > {got}; touch {marker}; sleep 1; echo done',
+        tmp_path,
         env={"DB_PASSWORD": secret},
     )
     looker.join()
@@ -332,4 +334,3 @@ def test_a_dropped_connection_kills_the_hook_after_reconnecting(host, tmp_path):
     assert f"its process group {hook} was killed after reconnecting" in str(outcome[0])
     time.sleep(0.3)
     assert not alive(hook)
-

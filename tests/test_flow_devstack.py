@@ -21,10 +21,12 @@ def test_run_with_devstack_deployer_stacks_base_with_plugin_lines(run_yaml, tmp_
     repo.git.branch("stable/2025.2")
     repo.git.branch("stable/2026.1")
     record = tmp_path / "stack-record.txt"
-    config = run_yaml(deployer="devstack",
-                      base={"repo": str(src), "branch": "stable/2025.2"},
-                      target={"repo": str(src), "branch": "stable/2026.1"},
-                      localrc={"ADMIN_PASSWORD": "secret word"})
+    config = run_yaml(
+        deployer="devstack",
+        base={"repo": str(src), "branch": "stable/2025.2"},
+        target={"repo": str(src), "branch": "stable/2026.1"},
+        localrc={"ADMIN_PASSWORD": "secret word"},
+    )
     proc = invoke(config, "setup", env={"STACK_RECORD": str(record)})
     assert proc.returncode == 0, proc.stderr
     # setup prints trees, SHAs, releases, projects and the per-release scripts
@@ -47,9 +49,11 @@ def test_run_with_devstack_deployer_stacks_base_with_plugin_lines(run_yaml, tmp_
 def test_dirty_tree_refused_and_resume_fingerprint(run_yaml, tmp_path):
     src = make_devstack_repo(tmp_path / "devstack-src")
     git.Repo(src).git.branch("stable/2026.1")
-    config = run_yaml(deployer="devstack",
-                      base={"repo": str(src), "branch": "stable/2025.1"},
-                      target={"repo": str(src), "branch": "stable/2026.1"})
+    config = run_yaml(
+        deployer="devstack",
+        base={"repo": str(src), "branch": "stable/2025.1"},
+        target={"repo": str(src), "branch": "stable/2026.1"},
+    )
     record = tmp_path / "rec"
     assert invoke(config, "setup", env={"STACK_RECORD": str(record)}).returncode == 0
     (config.parent / "stack/new/devstack/stackrc").write_text("# edited by hand\n")
@@ -63,9 +67,11 @@ def test_failures_in_stack_base_and_save_state_are_named(run_yaml, tmp_path):
     repo = git.Repo(src)
     repo.git.branch("stable/2025.2")
     repo.git.branch("stable/2026.1")
-    config = run_yaml(deployer="devstack",
-                      base={"repo": str(src), "branch": "stable/2025.2"},
-                      target={"repo": str(src), "branch": "stable/2026.1"})
+    config = run_yaml(
+        deployer="devstack",
+        base={"repo": str(src), "branch": "stable/2025.2"},
+        target={"repo": str(src), "branch": "stable/2026.1"},
+    )
     proc = invoke(config, "run")  # no STACK_RECORD: the fixture's stack.sh fails
     assert proc.returncode != 0
     assert "FAILED step stack-base/devstack: project devstack, phase stack-base" in proc.stderr

@@ -17,12 +17,25 @@ from grenade.localhost import LocalHost
 from grenade.logs import LogSink
 
 
-def run(host: LocalHost, script: str, tmp_path: Path, timeout: float = 10,
-        cancel: Cancel | None = None, **kw):
+def run(
+    host: LocalHost,
+    script: str,
+    tmp_path: Path,
+    timeout: float = 10,
+    cancel: Cancel | None = None,
+    **kw,
+):
     lines: list[str] = []
     with LogSink(tmp_path / "step.log", lines.append) as sink:
-        result = host.run(["bash", "-c", script], env={}, cwd=tmp_path, timeout=timeout,
-                          sink=sink, cancel=cancel or Cancel(), **kw)
+        result = host.run(
+            ["bash", "-c", script],
+            env={},
+            cwd=tmp_path,
+            timeout=timeout,
+            sink=sink,
+            cancel=cancel or Cancel(),
+            **kw,
+        )
     return result, lines
 
 
@@ -66,8 +79,9 @@ def test_interrupt_kills_a_hook_ignoring_sigterm(tmp_path, monkeypatch):
     cancel = Cancel()
     threading.Timer(0.5, cancel.set, args=(signal.SIGINT,)).start()
     start = time.monotonic()
-    result, _ = run(LocalHost(), "trap '' TERM INT; sleep 300", tmp_path, timeout=1800,
-                    cancel=cancel)
+    result, _ = run(
+        LocalHost(), "trap '' TERM INT; sleep 300", tmp_path, timeout=1800, cancel=cancel
+    )
     assert result.signalled == signal.SIGINT and not result.ok
     assert time.monotonic() - start < 8
 
@@ -84,9 +98,13 @@ def test_cancel_set_before_the_run_kills_at_once(tmp_path):
 def test_env_adds_to_the_environment_and_cwd_applies(tmp_path):
     lines: list[str] = []
     with LogSink(tmp_path / "env.log", lines.append) as sink:
-        result = LocalHost().run(["bash", "-c", 'echo "$GRENADE_X|$HOME|$PWD"'],
-                                 env={"GRENADE_X": "a b;$c"}, cwd=tmp_path, sink=sink,
-                                 cancel=Cancel())
+        result = LocalHost().run(
+            ["bash", "-c", 'echo "$GRENADE_X|$HOME|$PWD"'],
+            env={"GRENADE_X": "a b;$c"},
+            cwd=tmp_path,
+            sink=sink,
+            cancel=Cancel(),
+        )
     assert result.ok and result.host == "local"
     assert lines == [f"a b;$c|{os.environ['HOME']}|{tmp_path}"]
 
@@ -94,13 +112,20 @@ def test_env_adds_to_the_environment_and_cwd_applies(tmp_path):
 def test_group_runs_on_every_host_and_names_each_result(tmp_path):
     group = HostGroup("controller", (LocalHost("one"), LocalHost("two")))
     # each host's command waits until both have started: only a parallel run ends
-    script = ('echo "$GRENADE_HOST_MARK"; touch "started.$$"; '
-              'for i in $(seq 100); do [ $(ls started.* | wc -l) -ge 2 ] && exit 0; '
-              'sleep 0.1; done; exit 9')
+    script = (
+        'echo "$GRENADE_HOST_MARK"; touch "started.$$"; '
+        "for i in $(seq 100); do [ $(ls started.* | wc -l) -ge 2 ] && exit 0; "
+        "sleep 0.1; done; exit 9"
+    )
     with LogSink(tmp_path / "one.log") as s1, LogSink(tmp_path / "two.log") as s2:
-        results = group.run(["bash", "-c", script],
-                            env={"GRENADE_HOST_MARK": "m"}, cwd=tmp_path, timeout=30,
-                            sinks={"one": s1, "two": s2}, cancel=Cancel())
+        results = group.run(
+            ["bash", "-c", script],
+            env={"GRENADE_HOST_MARK": "m"},
+            cwd=tmp_path,
+            timeout=30,
+            sinks={"one": s1, "two": s2},
+            cancel=Cancel(),
+        )
     assert list(results) == ["one", "two"]
     assert all(r.ok for r in results.values())  # in parallel, like Fabric's ThreadingGroup
     assert [r.host for r in results.values()] == ["one", "two"]
@@ -118,8 +143,14 @@ def test_group_interrupted_while_waiting_stops_every_host(tmp_path, monkeypatch)
     start = time.monotonic()
     with LogSink(tmp_path / "one.log") as s1, LogSink(tmp_path / "two.log") as s2:
         with pytest.raises(KeyboardInterrupt):
-            group.run(["bash", "-c", script], env={}, cwd=tmp_path, timeout=30,
-                      sinks={"one": s1, "two": s2}, cancel=cancel)
+            group.run(
+                ["bash", "-c", script],
+                env={},
+                cwd=tmp_path,
+                timeout=30,
+                sinks={"one": s1, "two": s2},
+                cancel=cancel,
+            )
     assert cancel.signum == signal.SIGINT
     assert time.monotonic() - start < 10  # not after the hooks' own 60 s
     pids = [int(p.read_text()) for p in tmp_path.glob("pid.*")]
@@ -130,8 +161,14 @@ def test_group_interrupted_while_waiting_stops_every_host(tmp_path, monkeypatch)
 def test_group_turns_a_host_error_into_its_result(tmp_path):
     group = HostGroup("controller", (LocalHost("good"), LocalHost("bad")))
     with LogSink(tmp_path / "good.log") as s1, LogSink(tmp_path / "bad.log") as s2:
-        results = group.run(["true"], env={}, cwd=tmp_path / "missing", timeout=10,
-                            sinks={"good": s1, "bad": s2}, cancel=Cancel())
+        results = group.run(
+            ["true"],
+            env={},
+            cwd=tmp_path / "missing",
+            timeout=10,
+            sinks={"good": s1, "bad": s2},
+            cancel=Cancel(),
+        )
     assert set(results) == {"good", "bad"}
     assert all("FileNotFoundError" in r.error and not r.ok for r in results.values())
     assert results["bad"].host == "bad"
@@ -164,6 +201,7 @@ def test_background_child_outlives_the_hook_with_a_valid_stdout(tmp_path):
 
 def test_run_as_user_belongs_to_the_host(tmp_path):
     import pwd
+
     me = pwd.getpwuid(os.geteuid()).pw_name
     result, lines = run(LocalHost(), "id -un", tmp_path, user=me)
     assert result.ok and lines == [me]  # ourselves: not wrapped
@@ -171,6 +209,7 @@ def test_run_as_user_belongs_to_the_host(tmp_path):
         pytest.skip("running as another user needs root (runuser)")
     lines = []
     with LogSink(tmp_path / "as.log", lines.append) as sink:
-        result = LocalHost().run(["id", "-un"], env={}, cwd="/", sink=sink, cancel=Cancel(),
-                                 user="nobody")
+        result = LocalHost().run(
+            ["id", "-un"], env={}, cwd="/", sink=sink, cancel=Cancel(), user="nobody"
+        )
     assert result.ok and lines == ["nobody"]

@@ -9,12 +9,17 @@ import pytest
 from conftest import REPO
 
 
-@pytest.mark.parametrize("tool", [
-    ["ruff", "format", "--check", "."],
-    ["ruff", "check", "."],
-    ["mypy"],
-], ids=["ruff-format", "ruff-check", "mypy"])
+@pytest.mark.parametrize(
+    "tool",
+    [
+        ["ruff", "format", "--check", "."],
+        ["ruff", "check", "."],
+        ["mypy"],
+    ],
+    ids=["ruff-format", "ruff-check", "mypy"],
+)
 def test_tool_is_clean(tool):
-    proc = subprocess.run([sys.executable, "-m", *tool], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", *tool], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

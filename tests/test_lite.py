@@ -88,9 +88,19 @@ def test_branches_select_their_release(lite_repo: Path) -> None:
         assert releases == {release}, f"{branch} carries only its own release data"
         assert commit.author.name == commit.committer.name == "grenade lite tree"
         assert not commit.parents
-        for name in ("stackrc", "openrc", "stack.sh", "unstack.sh", "functions",
-                     "lib/keystone", "lib/placement", "lib/stack", "inc/python",
-                     "tools/oshttp.py", "tools/wsgi_server.py"):
+        for name in (
+            "stackrc",
+            "openrc",
+            "stack.sh",
+            "unstack.sh",
+            "functions",
+            "lib/keystone",
+            "lib/placement",
+            "lib/stack",
+            "inc/python",
+            "tools/oshttp.py",
+            "tools/wsgi_server.py",
+        ):
             assert commit.tree[name].type == "blob", f"{branch} lacks {name}"
         assert commit.tree["stack.sh"].mode & 0o111, "stack.sh keeps its exec bit"
     assert repo.head.reference.name == "master"
@@ -151,12 +161,14 @@ def trees(lite_repo: Path, tmp_path: Path) -> Path:
     return root
 
 
-def _bash(script: str, cwd: Path | None = None, env: dict[str, str] | None = None
-          ) -> subprocess.CompletedProcess[str]:
+def _bash(
+    script: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "LITE_"))}
     full.update(env or {})
-    return subprocess.run(["bash", "-c", script], cwd=cwd, env=full, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        ["bash", "-c", script], cwd=cwd, env=full, capture_output=True, text=True, timeout=60
+    )
 
 
 def _vars(out: str) -> dict[str, str]:
@@ -167,7 +179,8 @@ def test_stackrc_layout_and_ports(trees: Path) -> None:
     data = trees / "data"
     data.mkdir()
     (data / "lite.env").write_text(
-        "KEYSTONE_SERVICE_PORT=15000\nPLACEMENT_SERVICE_PORT=18778\nDATABASE_PORT=15432\n")
+        "KEYSTONE_SERVICE_PORT=15000\nPLACEMENT_SERVICE_PORT=18778\nDATABASE_PORT=15432\n"
+    )
     old = trees / "old" / "devstack"
     proc = _bash(
         "set -o errexit; source ./functions; source ./stackrc; source lib/database;"
@@ -175,11 +188,12 @@ def test_stackrc_layout_and_ports(trees: Path) -> None:
         " for v in LITE_RELEASE DEST DATA_DIR LITE_VENV SERVICE_DIR DATABASE_TYPE"
         " DATABASE_HOST DATABASE_PORT DATABASE_USER DATABASE_PASSWORD KEYSTONE_SERVICE_URI"
         " PLACEMENT_SERVICE_URI KEYSTONE_BIN_DIR KEYSTONE_CONF_DIR PLACEMENT_CONF"
-        " ENABLED_SERVICES BASE_SQL_CONN; do echo \"$v=${!v}\"; done;"
+        ' ENABLED_SERVICES BASE_SQL_CONN; do echo "$v=${!v}"; done;'
         " echo PREFIX=$(get_python_exec_prefix); echo PATH1=${PATH%%:*};"
         " echo URL=$(database_connection_url keystone);"
         " is_service_enabled keystone placement-api && echo ENABLED=yes",
-        cwd=old)
+        cwd=old,
+    )
     assert proc.returncode == 0, proc.stderr
     v = _vars(proc.stdout)
     assert v["LITE_RELEASE"] == "2025.2"
@@ -206,7 +220,8 @@ def test_stackrc_switching_trees_resets_per_tree_paths(trees: Path) -> None:
         f"source {trees}/old/devstack/stackrc; source {trees}/new/devstack/stackrc;"
         " echo DEST=$DEST; echo REL=$LITE_RELEASE; echo SD=$SERVICE_DIR;"
         " echo PATH2=$(echo $PATH | cut -d: -f1-2); echo OLDIN=$([[ :$PATH: == *:"
-        f"{trees}/old/venv/bin:* ]] && echo yes || echo no)")
+        f"{trees}/old/venv/bin:* ]] && echo yes || echo no)"
+    )
     assert proc.returncode == 0, proc.stderr
     v = _vars(proc.stdout)
     assert v["DEST"] == str(trees / "new")
@@ -217,8 +232,13 @@ def test_stackrc_switching_trees_resets_per_tree_paths(trees: Path) -> None:
 
 
 def test_unstack_of_a_tree_never_stacked(trees: Path) -> None:
-    proc = subprocess.run(["bash", "./unstack.sh"], cwd=trees / "old" / "devstack",
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", "./unstack.sh"],
+        cwd=trees / "old" / "devstack",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -231,8 +251,14 @@ def test_openrc_sets_credentials(trees: Path) -> None:
 
 
 def test_lib_files_source_and_scripts_parse() -> None:
-    scripts = [p for p in TREE_DIR.rglob("*") if p.is_file() and p.suffix not in (".py", ".md")
-               and "releases" not in p.parts and p.name != ".gitignore"]
+    scripts = [
+        p
+        for p in TREE_DIR.rglob("*")
+        if p.is_file()
+        and p.suffix not in (".py", ".md")
+        and "releases" not in p.parts
+        and p.name != ".gitignore"
+    ]
     scripts += [p for p in PROJECTS.rglob("*") if p.is_file()]
     for script in scripts:
         proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
@@ -241,7 +267,8 @@ def test_lib_files_source_and_scripts_parse() -> None:
         "set -o errexit -o nounset; source ./functions; source lib/stack; source lib/apache;"
         " source lib/tls; is_ssl_enabled_service key && exit 3;"
         " start_tls_proxy key 2>/dev/null; restart_apache_server 2>/dev/null; echo ok",
-        cwd=TREE_DIR)
+        cwd=TREE_DIR,
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
@@ -250,10 +277,15 @@ def test_lib_files_source_and_scripts_parse() -> None:
 
 def _ctx(root: Path, **config: object) -> DeployContext:
     return DeployContext(
-        stack_root=root, base_devstack_dir=root / "old" / "devstack",
-        target_devstack_dir=root / "new" / "devstack", grenade_dir=root / "grenade",
-        save_dir=root / "save", logs_dir=root / "logs", base_branch="stable/2025.2",
-        target_branch="stable/2026.1", config={"database": "postgresql", **config},
+        stack_root=root,
+        base_devstack_dir=root / "old" / "devstack",
+        target_devstack_dir=root / "new" / "devstack",
+        grenade_dir=root / "grenade",
+        save_dir=root / "save",
+        logs_dir=root / "logs",
+        base_branch="stable/2025.2",
+        target_branch="stable/2026.1",
+        config={"database": "postgresql", **config},
         devstack_localrc={"target": [("/p/settings", "enable_service foo")]},
     )
 
@@ -272,15 +304,19 @@ def test_deployer_commands_and_local_conf(trees: Path) -> None:
     assert "# added by /p/settings\nenable_service foo" in target_conf
     # grenade's tree checks must see a clean checkout after prepare (.gitignore).
     assert not git.Repo(trees / "old" / "devstack").is_dirty(untracked_files=True)
-    proc = _bash("source ./functions; source ./stackrc; echo T=$DATABASE_TYPE",
-                 cwd=trees / "old" / "devstack")
+    proc = _bash(
+        "source ./functions; source ./stackrc; echo T=$DATABASE_TYPE",
+        cwd=trees / "old" / "devstack",
+    )
     assert "T=sqlite" in proc.stdout
 
     stack = deployer.stack(ctx)
     assert stack is not None and stack.argv == ["bash", "./stack.sh"]
     assert stack.cwd == trees / "old" / "devstack"
-    assert [c.cwd for c in deployer.unstack(ctx)] == [trees / "new" / "devstack",
-                                                      trees / "old" / "devstack"]
+    assert [c.cwd for c in deployer.unstack(ctx)] == [
+        trees / "new" / "devstack",
+        trees / "old" / "devstack",
+    ]
     assert "GRENADE_CACHE_DIR" in deployer.hook_env(ctx)
     assert deployer.default_repo(type("P", (), {"cache_dir": trees / "cache"})())
 
@@ -302,10 +338,12 @@ def test_local_conf_values_are_data_never_code(lite_repo: Path, tmp_path: Path) 
     assert f"DEST='{root / 'old'}'" in auto
     assert f"DATA_DIR='{root / 'data'}'" in auto
     assert f"EVIL='{evil}'" in auto and f"ENABLED_SERVICES='{services}'" in auto
-    show = "source ./stackrc; printf '%s\\n' \"DEST=$DEST\" \"EVIL=$EVIL\" \"ES=$ENABLED_SERVICES\""
-    for script in (f"source ./functions; {show}",
-                   "source ./functions; extract_localrc_section \"$PWD\" localrc local.conf"
-                   f" .localrc.auto; {show}"):
+    show = 'source ./stackrc; printf \'%s\\n\' "DEST=$DEST" "EVIL=$EVIL" "ES=$ENABLED_SERVICES"'
+    for script in (
+        f"source ./functions; {show}",
+        'source ./functions; extract_localrc_section "$PWD" localrc local.conf'
+        f" .localrc.auto; {show}",
+    ):
         proc = _bash(script, cwd=tree)
         assert proc.returncode == 0, proc.stderr
         assert _vars(proc.stdout) == {"DEST": str(root / "old"), "EVIL": evil, "ES": services}
@@ -318,24 +356,34 @@ def test_local_conf_values_are_data_never_code(lite_repo: Path, tmp_path: Path) 
 def test_plugin_post_config_goes_after_the_localrc_section(trees: Path, tmp_path: Path) -> None:
     conf = tmp_path / "etc" / "keystone.conf"
     ctx = _ctx(trees, database="sqlite")
-    ctx.devstack_localrc = {"target": [
-        ("/p/settings", "enable_service foo\n[[post-config|$KEYSTONE_CONF]]\n[token]\n"
-                        "expiration = 7200"),
-        ("/q/settings", "QVAR=1"),
-    ]}
+    ctx.devstack_localrc = {
+        "target": [
+            (
+                "/p/settings",
+                "enable_service foo\n[[post-config|$KEYSTONE_CONF]]\n[token]\nexpiration = 7200",
+            ),
+            ("/q/settings", "QVAR=1"),
+        ]
+    }
     LiteDeployer().prepare(ctx)
     tree = trees / "new" / "devstack"
     text = (tree / "local.conf").read_text()
     localrc, _, after = text.partition("[[post-config|$KEYSTONE_CONF]]\n")
-    assert "[[local|localrc]]" in localrc and "# added by /p/settings\nenable_service foo\n" \
-        in localrc and "# added by /q/settings\nQVAR=1\n" in localrc
+    assert (
+        "[[local|localrc]]" in localrc
+        and "# added by /p/settings\nenable_service foo\n" in localrc
+        and "# added by /q/settings\nQVAR=1\n" in localrc
+    )
     assert after == "[token]\nexpiration = 7200\n"
     auto = (tree / ".localrc.auto").read_text()
     assert "[[" not in auto and "expiration" not in auto and "QVAR=1" in auto
     # what stack.sh does with it: extract the localrc, source it, apply post-config
-    proc = _bash("set -o errexit; source ./functions; extract_localrc_section \"$PWD\" localrc"
-                 f" local.conf .localrc.auto; source ./stackrc; KEYSTONE_CONF={conf};"
-                 " merge_config_group local.conf post-config; echo QVAR=$QVAR", cwd=tree)
+    proc = _bash(
+        'set -o errexit; source ./functions; extract_localrc_section "$PWD" localrc'
+        f" local.conf .localrc.auto; source ./stackrc; KEYSTONE_CONF={conf};"
+        " merge_config_group local.conf post-config; echo QVAR=$QVAR",
+        cwd=tree,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "QVAR=1" in proc.stdout
     assert conf.read_text().split() == ["[token]", "expiration", "=", "7200"]
@@ -368,27 +416,32 @@ function stop_widget {
 def widget_tree(tmp_path: Path) -> Path:
     """A copy of the lite tree with one more service lib, lib/widget."""
     tree = tmp_path / "stack" / "old" / "devstack"
-    shutil.copytree(TREE_DIR, tree, ignore=shutil.ignore_patterns(
-        "local.conf", ".localrc.auto", "localrc"))
+    shutil.copytree(
+        TREE_DIR, tree, ignore=shutil.ignore_patterns("local.conf", ".localrc.auto", "localrc")
+    )
     (tree / "lib" / "widget").write_text(WIDGET_LIB)
     return tree
 
 
 def test_services_are_found_from_the_lib_headers(widget_tree: Path) -> None:
-    assert tree_services(TREE_DIR) == {"keystone": "keystone",
-                                       "placement": "openstack-placement"}
-    assert tree_services(widget_tree) == {"keystone": "keystone",
-                                          "placement": "openstack-placement",
-                                          "widget": "widget-server"}
-    order = ("source ./functions; source ./stackrc; source lib/stack;"
-             " lite_find_services \"$PWD\"; for s in \"${LITE_SERVICE_NAMES[@]}\"; do"
-             " source lib/$s; done; echo NAMES=${LITE_SERVICE_NAMES[*]};"
-             " echo DISTS=${LITE_SERVICE_DISTS[*]}; lite_order_services --enabled;"
-             " echo ORDER=${LITE_SERVICES[*]}; echo PORTS=$(for s in ${LITE_SERVICES[*]};"
-             " do lite_service_var $s LITE_PORTS; done)")
+    assert tree_services(TREE_DIR) == {"keystone": "keystone", "placement": "openstack-placement"}
+    assert tree_services(widget_tree) == {
+        "keystone": "keystone",
+        "placement": "openstack-placement",
+        "widget": "widget-server",
+    }
+    order = (
+        "source ./functions; source ./stackrc; source lib/stack;"
+        ' lite_find_services "$PWD"; for s in "${LITE_SERVICE_NAMES[@]}"; do'
+        " source lib/$s; done; echo NAMES=${LITE_SERVICE_NAMES[*]};"
+        " echo DISTS=${LITE_SERVICE_DISTS[*]}; lite_order_services --enabled;"
+        " echo ORDER=${LITE_SERVICES[*]}; echo PORTS=$(for s in ${LITE_SERVICES[*]};"
+        " do lite_service_var $s LITE_PORTS; done)"
+    )
     # bash sees the services Python sees; placement and widget wait for what they need
-    v = _vars(_bash(order, cwd=widget_tree, env={"ENABLED_SERVICES": "w-api,placement-api,key"}
-                    ).stdout)
+    v = _vars(
+        _bash(order, cwd=widget_tree, env={"ENABLED_SERVICES": "w-api,placement-api,key"}).stdout
+    )
     assert v["NAMES"] == "keystone placement widget"
     assert v["DISTS"] == "keystone openstack-placement widget-server"
     assert v["ORDER"] == "keystone placement widget"
@@ -408,13 +461,17 @@ def test_services_are_found_from_the_lib_headers(widget_tree: Path) -> None:
 
 def test_unstack_stops_every_service_in_reverse_order(widget_tree: Path) -> None:
     # xtrace shows each top-level stop call with one '+'
-    proc = subprocess.run(["bash", "-x", "./unstack.sh"], cwd=widget_tree,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", "-x", "./unstack.sh"], cwd=widget_tree, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert "stop widget" in proc.stdout
     stops = ("stop_widget", "stop_placement", "stop_keystone", "stop_database")
-    called = [line.split()[1] for line in proc.stderr.splitlines()
-              if line.startswith("+ stop_") and line.split()[1] in stops]
+    called = [
+        line.split()[1]
+        for line in proc.stderr.splitlines()
+        if line.startswith("+ stop_") and line.split()[1] in stops
+    ]
     assert called == list(stops)
 
 
@@ -444,13 +501,17 @@ def test_data_reaches_ping_check_and_test_with_retry_as_arguments(tmp_path: Path
     marker = tmp_path / "pwned"
     proc = _bash(f"source ./functions; ping_check '$(touch {marker})' 1 True", cwd=TREE_DIR)
     assert proc.returncode != 0 and "Couldn't ping $(touch" in proc.stderr
-    proc = _bash(f"source ./functions; test_with_retry '[ -e {tmp_path}/never ]' gave-up 1"
-                 f" '0.2; touch {marker}'", cwd=TREE_DIR)
+    proc = _bash(
+        f"source ./functions; test_with_retry '[ -e {tmp_path}/never ]' gave-up 1"
+        f" '0.2; touch {marker}'",
+        cwd=TREE_DIR,
+    )
     assert proc.returncode != 0 and "gave-up" in proc.stderr
     assert not marker.exists()
     # the command itself is a command line, as in devstack
-    proc = _bash(f"source ./functions; test_with_retry 'touch {tmp_path}/ran' never 5 0.1",
-                 cwd=TREE_DIR)
+    proc = _bash(
+        f"source ./functions; test_with_retry 'touch {tmp_path}/ran' never 5 0.1", cwd=TREE_DIR
+    )
     assert proc.returncode == 0 and (tmp_path / "ran").exists()
 
 
@@ -482,8 +543,11 @@ def test_stack_refuses_an_untraversable_cluster_dir(open_tmp: Path) -> None:
     locked = open_tmp / "locked"
     (locked / "data").mkdir(parents=True)
     os.chmod(locked, 0o700)
-    proc = _bash(f"source ./functions; DATA_DIR={locked}/data; source ./stackrc;"
-                 " source lib/database; configure_database", cwd=TREE_DIR)
+    proc = _bash(
+        f"source ./functions; DATA_DIR={locked}/data; source ./stackrc;"
+        " source lib/database; configure_database",
+        cwd=TREE_DIR,
+    )
     assert proc.returncode != 0
     assert f"cannot enter {locked}" in proc.stderr
 
@@ -492,8 +556,13 @@ def test_stack_refuses_an_untraversable_cluster_dir(open_tmp: Path) -> None:
 
 
 def _tool(name: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(TOOLS / name), *args], input=stdin,
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, str(TOOLS / name), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_oshttp_offline_commands() -> None:
@@ -528,9 +597,22 @@ def test_wsgi_server_clears_argv_and_stops_on_sigterm() -> None:
     port = int(_tool("oshttp.py", "free-ports", "1").stdout)
     env = {**os.environ, "PYTHONPATH": str(FIXTURES)}
     proc = subprocess.Popen(
-        [sys.executable, str(TREE_DIR / "tools" / "wsgi_server.py"), "--name", "hello",
-         "--port", str(port), "--env", "HELLO=world", "hello_app:application"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            str(TREE_DIR / "tools" / "wsgi_server.py"),
+            "--name",
+            "hello",
+            "--port",
+            str(port),
+            "--env",
+            "HELLO=world",
+            "hello_app:application",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait = _tool("oshttp.py", "wait", f"http://127.0.0.1:{port}/", "--timeout", "20")
         assert wait.returncode == 0, wait.stderr

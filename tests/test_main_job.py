@@ -35,8 +35,7 @@ def stack_root() -> Iterator[Path]:
     for side in ("new", "old"):  # never leave services behind, whatever happened
         tree = path / "stack" / side / "devstack"
         if (tree / "unstack.sh").is_file():
-            subprocess.run(["bash", "./unstack.sh"], cwd=tree, capture_output=True,
-                           timeout=120)
+            subprocess.run(["bash", "./unstack.sh"], cwd=tree, capture_output=True, timeout=120)
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -61,8 +60,7 @@ def test_invoke_run_upgrades_keystone_and_placement(stack_root: Path):
     assert "FAIL" not in out
 
     save = stack_root / "save"
-    results = [json.loads(ln) for ln in (save / "resource-results.jsonl").read_text()
-               .splitlines()]
+    results = [json.loads(ln) for ln in (save / "resource-results.jsonl").read_text().splitlines()]
     assert results and all(r["result"] == "pass" for r in results)
     checked = {(r["project"], r["phase"], r["resource"]) for r in results}
     for phase in ("verify-pre", "verify-post"):
@@ -76,9 +74,15 @@ def test_invoke_run_upgrades_keystone_and_placement(stack_root: Path):
     assert (save / "keystone.sql.new").stat().st_size > 0
 
     # destroy then clean leave no processes and no listening ports behind
-    ports = [int(v) for k, v in (line.split("=", 1) for line in
-             (stack_root / "data" / "lite.env").read_text().splitlines()
-             if "=" in line and not line.startswith("#")) if k.endswith("PORT")]
+    ports = [
+        int(v)
+        for k, v in (
+            line.split("=", 1)
+            for line in (stack_root / "data" / "lite.env").read_text().splitlines()
+            if "=" in line and not line.startswith("#")
+        )
+        if k.endswith("PORT")
+    ]
     assert ports and any(listening(p) for p in ports)
     assert invoke(run_yaml, "destroy").returncode == 0
     proc = invoke(run_yaml, "clean")
@@ -92,16 +96,24 @@ def test_broken_target_fails_naming_the_resource(stack_root: Path):
     # A target release whose keystone regenerates its fernet keys when it starts:
     # every token issued before the upgrade stops validating.
     src = stack_root.parent / "lite-src"
-    git.Repo.clone_from(str(build_repo(stack_root.parent / "lite.git")), src,
-                        branch="stable/2026.1")
+    git.Repo.clone_from(
+        str(build_repo(stack_root.parent / "lite.git")), src, branch="stable/2026.1"
+    )
     lib = src / "lib" / "keystone"
     text = lib.read_text()
     assert "function start_keystone {\n" in text
-    lib.write_text(text.replace("function start_keystone {\n", (
-        "function start_keystone {\n"
-        '    rm -rf "$KEYSTONE_FERNET_KEYS_DIR"\n'
-        '    "$KEYSTONE_BIN_DIR/keystone-manage" fernet_setup --keystone-user "$(id -un)" '
-        '--keystone-group "$(id -gn)"\n'), 1))
+    lib.write_text(
+        text.replace(
+            "function start_keystone {\n",
+            (
+                "function start_keystone {\n"
+                '    rm -rf "$KEYSTONE_FERNET_KEYS_DIR"\n'
+                '    "$KEYSTONE_BIN_DIR/keystone-manage" fernet_setup --keystone-user "$(id -un)" '
+                '--keystone-group "$(id -gn)"\n'
+            ),
+            1,
+        )
+    )
     repo = git.Repo(src)
     repo.git.commit("-qam", "broken: regenerate fernet keys on start")
     run_yaml = config(stack_root, target={"repo": str(src), "branch": "stable/2026.1"})
@@ -109,8 +121,10 @@ def test_broken_target_fails_naming_the_resource(stack_root: Path):
     assert proc.returncode != 0
     assert "FAILED step verify-post/keystone" in proc.stderr
     assert "token" in proc.stderr
-    results = [json.loads(ln) for ln in (stack_root / "save" / "resource-results.jsonl")
-               .read_text().splitlines()]
+    results = [
+        json.loads(ln)
+        for ln in (stack_root / "save" / "resource-results.jsonl").read_text().splitlines()
+    ]
     failed = {(r["project"], r["resource"]) for r in results if r["result"] == "fail"}
     assert ("keystone", "token") in failed
     # the failure keeps the state, resource memory and logs for a look or a resume

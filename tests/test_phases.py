@@ -88,10 +88,12 @@ def _plugin_repo(path: Path, name: str) -> Path:
     up = path / "devstack" / "upgrade"
     up.mkdir(parents=True)
     (up / "settings").write_text(f"register_project_for_upgrade {name}\n")
-    body = ('source "$GRENADE_DIR/grenaderc"\nsource "$GRENADE_DIR/functions"\n'
-            'source "$GRENADE_DIR/../trace.inc" 2>/dev/null || true\n'
-            f'echo "$GRENADE_PHASE {name} $(basename $0) $* GITDIR=${{GITDIR[{name}]}}" '
-            '>> "$SAVE_DIR/trace.log"\n')
+    body = (
+        'source "$GRENADE_DIR/grenaderc"\nsource "$GRENADE_DIR/functions"\n'
+        'source "$GRENADE_DIR/../trace.inc" 2>/dev/null || true\n'
+        f'echo "$GRENADE_PHASE {name} $(basename $0) $* GITDIR=${{GITDIR[{name}]}}" '
+        '>> "$SAVE_DIR/trace.log"\n'
+    )
     for hook in ("upgrade.sh", "shutdown.sh", "resources.sh"):
         (up / hook).write_text(body)
     repo = git.Repo.init(path, initial_branch="master")
@@ -140,10 +142,27 @@ def test_plan_prints_every_step_and_runs_no_hook(run_yaml):
     steps = [ln for ln in proc.stdout.splitlines() if ln[:4].strip().rstrip(".").isdigit()]
     kinds = [ln.split()[1] for ln in steps]
     assert kinds == [
-        "verify-base", "early-create", "early-create", "create", "create", "verify-pre",
-        "verify-pre", "save-state", "shutdown", "snapshot", "verify-noapi", "verify-noapi",
-        "prep-target", "upgrade", "upgrade", "verify-post", "verify-post", "verify-target",
-        "verify-target", "destroy", "destroy",
+        "verify-base",
+        "early-create",
+        "early-create",
+        "create",
+        "create",
+        "verify-pre",
+        "verify-pre",
+        "save-state",
+        "shutdown",
+        "snapshot",
+        "verify-noapi",
+        "verify-noapi",
+        "prep-target",
+        "upgrade",
+        "upgrade",
+        "verify-post",
+        "verify-post",
+        "verify-target",
+        "verify-target",
+        "destroy",
+        "destroy",
     ]
     assert "from-2025.2/upgrade-alpha: applies" in proc.stdout
     assert "from-2025.2/upgrade-beta: none" in proc.stdout
@@ -188,10 +207,15 @@ def test_task_out_of_order_is_refused(run_yaml):
 
 
 FAILING = [
-    ("verify-base", "verify.sh"), ("early-create", "resources.sh"), ("create", "resources.sh"),
-    ("verify-pre", "resources.sh"), ("shutdown", "shutdown.sh"),
-    ("verify-noapi", "resources.sh"), ("upgrade", "upgrade.sh"),
-    ("verify-post", "resources.sh"), ("verify-target", "verify.sh"),
+    ("verify-base", "verify.sh"),
+    ("early-create", "resources.sh"),
+    ("create", "resources.sh"),
+    ("verify-pre", "resources.sh"),
+    ("shutdown", "shutdown.sh"),
+    ("verify-noapi", "resources.sh"),
+    ("upgrade", "upgrade.sh"),
+    ("verify-post", "resources.sh"),
+    ("verify-target", "verify.sh"),
     ("destroy", "resources.sh"),
 ]
 
@@ -262,7 +286,7 @@ def test_resume_restarts_at_failed_step(run_yaml, monkeypatch):
 
     proc = invoke(config, "run", "--resume")
     assert proc.returncode == 0, proc.stderr
-    after = trace(config.parent / "stack")[len(before):]
+    after = trace(config.parent / "stack")[len(before) :]
     assert after[0] == "upgrade alpha upgrade.sh  TOP=new"  # the failed step again
     assert not any(ln.startswith(("create", "shutdown")) for ln in after)  # done ones skipped
     assert after[-1] == "destroyed"
@@ -284,6 +308,7 @@ def test_resume_refused_when_projects_changed(run_yaml, tmp_path):
     import shutil
 
     from conftest import FIXTURES
+
     projects = tmp_path / "projects"
     shutil.copytree(FIXTURES / "projects", projects)
     config = run_yaml(projects_dirs=[str(projects)])
@@ -309,9 +334,11 @@ def test_resume_refused_when_tree_moved(run_yaml, tmp_path):
     repo.index.commit("one")
     repo.create_head("stable/2025.2")
     repo.create_head("stable/2026.1")
-    config = run_yaml(deployer="external",
-                      base={"repo": str(src), "branch": "stable/2025.2"},
-                      target={"repo": str(src), "branch": "stable/2026.1"})
+    config = run_yaml(
+        deployer="external",
+        base={"repo": str(src), "branch": "stable/2025.2"},
+        target={"repo": str(src), "branch": "stable/2026.1"},
+    )
     proc = invoke(config, "run", env={"FAIL_IN": "create/alpha"})
     assert proc.returncode == 3, proc.stderr
     target = config.parent / "stack/new/devstack"
@@ -329,7 +356,11 @@ def test_second_run_on_same_stack_root_refused(run_yaml, monkeypatch):
     monkeypatch.setenv("HANG_IN", "create/alpha")
     first = subprocess.Popen(
         [sys.executable, "-m", "invoke", "-r", str(REPO), "-f", str(config), "run"],
-        cwd=config.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=config.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: "create" in " ".join(trace(config.parent / "stack")))
         proc = invoke(config, "run")
@@ -356,7 +387,11 @@ def test_sigint_exits_130(run_yaml, monkeypatch):
     monkeypatch.setenv("HANG_IN", "verify-pre/alpha")
     proc = subprocess.Popen(
         [sys.executable, "-m", "invoke", "-r", str(REPO), "-f", str(config), "run"],
-        cwd=config.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=config.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(lambda: "verify-pre alpha" in " ".join(trace(config.parent / "stack")))
     _wait_for(lambda: (config.parent / "stack/save/hung-child.pid").exists())
     proc.send_signal(signal.SIGINT)
@@ -405,9 +440,15 @@ def test_bad_config_type_named_with_file_and_line(run_yaml):
 def test_env_config_is_honoured(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "invoke", "-r", str(REPO), "status"],
-        cwd=tmp_path, capture_output=True, text=True,
-        env={**os.environ, "INVOKE_GRENADE_STACK_ROOT": str(tmp_path / "elsewhere"),
-             "INVOKE_GRENADE_DEPLOYER": "external"})
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "INVOKE_GRENADE_STACK_ROOT": str(tmp_path / "elsewhere"),
+            "INVOKE_GRENADE_DEPLOYER": "external",
+        },
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"{tmp_path / 'elsewhere'}: no run set up" in proc.stdout
 
@@ -415,8 +456,11 @@ def test_env_config_is_honoured(tmp_path):
 def test_env_config_bad_value_named(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "invoke", "-r", str(REPO), "status"],
-        cwd=tmp_path, capture_output=True, text=True,
-        env={**os.environ, "INVOKE_GRENADE_DEPLOYER": "nonsense"})
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "INVOKE_GRENADE_DEPLOYER": "nonsense"},
+    )
     assert proc.returncode == 1
     assert "environment (INVOKE_GRENADE_*)" in proc.stderr
     assert "'grenade.deployer' must be one of" in proc.stderr
@@ -485,11 +529,24 @@ def test_state_is_written_after_every_step(run_yaml, monkeypatch):
 
 
 def test_list_shows_every_task():
-    proc = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "--list"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "-r", str(REPO), "--list"], capture_output=True, text=True
+    )
     assert proc.returncode == 0
-    for name in ("setup", "base", "upgrade", "verify", "destroy", "run", "plan", "status",
-                 "clean", "phase.stack-base", "phase.verify-noapi", "phase.destroy"):
+    for name in (
+        "setup",
+        "base",
+        "upgrade",
+        "verify",
+        "destroy",
+        "run",
+        "plan",
+        "status",
+        "clean",
+        "phase.stack-base",
+        "phase.verify-noapi",
+        "phase.destroy",
+    ):
         assert name in proc.stdout
     assert "Stack the base cloud" in proc.stdout
 
@@ -503,15 +560,20 @@ def test_second_run_in_process_refused(run_yaml):
 
 
 def test_smoke_command_honours_base_run_smoke(run_yaml):
-    smoke = ["bash", "-c", 'echo "smoke $GRENADE_PHASE $(basename $(dirname $TOP_DIR))" '
-             '>> "$SAVE_DIR/trace.log"']
+    smoke = [
+        "bash",
+        "-c",
+        'echo "smoke $GRENADE_PHASE $(basename $(dirname $TOP_DIR))" >> "$SAVE_DIR/trace.log"',
+    ]
     config = run_yaml(smoke_command=smoke)
     lines = trace(run_all(config).paths.stack_root)
     assert [ln for ln in lines if ln.startswith("smoke")] == [
-        "smoke verify-base old", "smoke verify-target new"]
+        "smoke verify-base old",
+        "smoke verify-target new",
+    ]
     # a settings/localrc BASE_RUN_SMOKE=False turns the base smoke off, as in the original
     config = run_yaml(smoke_command=smoke, grenade_localrc={"BASE_RUN_SMOKE": False})
-    lines = trace(run_all(config, new_run=True).paths.stack_root)[len(lines):]
+    lines = trace(run_all(config, new_run=True).paths.stack_root)[len(lines) :]
     assert [ln for ln in lines if ln.startswith("smoke")] == ["smoke verify-target new"]
 
 
@@ -520,8 +582,9 @@ def test_release_override_reaches_upgrade_project(run_yaml):
     config = run_yaml(base={"branch": "master", "release": "2025.2"})
     run = run_all(config)
     assert "from-2025.2 applied to alpha" in trace(run.paths.stack_root)
-    assert [s.note for s in run.plan() if s.kind == "upgrade"][0] == \
-        "from-2025.2/upgrade-alpha: applies"
+    assert [s.note for s in run.plan() if s.kind == "upgrade"][
+        0
+    ] == "from-2025.2/upgrade-alpha: applies"
 
 
 def test_failure_in_snapshot_names_it(run_yaml, monkeypatch):
@@ -529,6 +592,8 @@ def test_failure_in_snapshot_names_it(run_yaml, monkeypatch):
     monkeypatch.setenv("FAIL_IN", "snapshot/beta")
     with pytest.raises(StepFailed) as err:
         run_all(config)
-    assert "FAILED step snapshot/beta: project beta, phase snapshot, host local, exit code 6" \
+    assert (
+        "FAILED step snapshot/beta: project beta, phase snapshot, host local, exit code 6"
         in str(err.value)
+    )
     assert "beta: snapshot of the volume failed" in str(err.value)

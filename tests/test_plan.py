@@ -15,13 +15,24 @@ GOLDEN = FIXTURES / "plan"
 
 
 def inputs(**kw) -> PlanInputs:
-    settings = Settings(projects=[Project("alpha", str(PROJECTS / "10_alpha")),
-                                  Project("beta", str(PROJECTS / "20_beta"))],
-                        **kw.pop("settings", {}))
-    base = dict(settings=settings, grenade_dir=Path("/stack/grenade"),
-                base_branch="stable/2025.2", target_branch="stable/2026.1",
-                base_release="2025.2", stack=("bash", "./stack.sh"), stack_cwd="/stack/old",
-                smoke=("tempest", "run", "--smoke"), target_devstack="/stack/new/devstack")
+    settings = Settings(
+        projects=[
+            Project("alpha", str(PROJECTS / "10_alpha")),
+            Project("beta", str(PROJECTS / "20_beta")),
+        ],
+        **kw.pop("settings", {}),
+    )
+    base = dict(
+        settings=settings,
+        grenade_dir=Path("/stack/grenade"),
+        base_branch="stable/2025.2",
+        target_branch="stable/2026.1",
+        base_release="2025.2",
+        stack=("bash", "./stack.sh"),
+        stack_cwd="/stack/old",
+        smoke=("tempest", "run", "--smoke"),
+        target_devstack="/stack/new/devstack",
+    )
     base.update(kw)
     return PlanInputs(**base)
 

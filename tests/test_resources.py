@@ -25,7 +25,7 @@ TRICKY = [
     "quotes \"double\" and 'single'",
     "a=b=c",
     "semi;colon",
-    "PWNED_CMD",       # replaced by $(touch ...) per test
+    "PWNED_CMD",  # replaced by $(touch ...) per test
     "PWNED_BACKTICK",  # replaced by `touch ...` per test
     "[x]",
     "[section]",
@@ -88,8 +88,10 @@ def bash_save_all(env, items):
 
 def bash_get_all(env, keys) -> list[str]:
     """Values of (section, key) pairs, read by one bash process (NUL-separated)."""
-    script = PRELUDE + ('while (($#)); do v=$(resource_get "$1" "$2"; printf x); '
-                        'printf "%s\\0" "${v%?x}"; shift 2; done')
+    script = PRELUDE + (
+        'while (($#)); do v=$(resource_get "$1" "$2"; printf x); '
+        'printf "%s\\0" "${v%?x}"; shift 2; done'
+    )
     args = [part for item in keys for part in item]
     proc = genv.bash(script, env, *args, check=True)
     return [v.decode("utf-8", "surrogateescape") for v in proc.stdout.split(b"\0")[:-1]]
@@ -132,13 +134,13 @@ def test_raw_values_stay_readable_by_devstack_iniget(env, values):
     """devstack's iniget: sed the line out, then echo it unquoted."""
     items = [("net", f"k{i}", v) for i, v in enumerate(values)]
     bash_save_all(env, items)
-    iniget = ('line=$(sed -ne "/^\\[$2\\]/,/^\\[.*\\]/ { /^$3[ \\t]*=/ p; }" "$1"); '
-              'echo ${line#*=}')
+    iniget = 'line=$(sed -ne "/^\\[$2\\]/,/^\\[.*\\]/ { /^$3[ \\t]*=/ p; }" "$1"); echo ${line#*=}'
     raw = [(k, v) for _, k, v in items if is_raw(v)]
     assert len(raw) >= 12
     for key, value in raw:
-        proc = genv.bash(iniget, env, str(db_path(env)), "net", key, check=True,
-                         cwd=Path(env["HOME"]))
+        proc = genv.bash(
+            iniget, env, str(db_path(env)), "net", key, check=True, cwd=Path(env["HOME"])
+        )
         assert proc.stdout.decode() == value + "\n", key
     text = db_path(env).read_text()
     assert "k1 = two words\n" in text and "k7 = a=b=c\n" in text
@@ -192,10 +194,14 @@ def test_bad_names_are_refused(env):
 
 def test_concurrent_writers_lose_nothing(env):
     """20 bash writers and 5 Python threads at once, all on the same file."""
-    script = PRELUDE + ('for j in 1 2 3; do resource_save "shared" "w$1-$j" "value $1 $j"; '
-                        'resource_save "own$1" key "x  $1"; done')
-    procs = [subprocess.Popen(["bash", "-c", script, "bash", str(i)], env=env,
-                              stderr=subprocess.PIPE) for i in range(20)]
+    script = PRELUDE + (
+        'for j in 1 2 3; do resource_save "shared" "w$1-$j" "value $1 $j"; '
+        'resource_save "own$1" key "x  $1"; done'
+    )
+    procs = [
+        subprocess.Popen(["bash", "-c", script, "bash", str(i)], env=env, stderr=subprocess.PIPE)
+        for i in range(20)
+    ]
 
     def python_writer(n):
         store = ResourceStore(db_path(env))
@@ -207,8 +213,9 @@ def test_concurrent_writers_lose_nothing(env):
     for proc in procs:
         assert proc.wait(timeout=60) == 0, proc.stderr.read()
     sections = ResourceStore(db_path(env)).sections()
-    assert sections["shared"] == {f"w{i}-{j}": f"value {i} {j}"
-                                  for i in range(20) for j in (1, 2, 3)}
+    assert sections["shared"] == {
+        f"w{i}-{j}": f"value {i} {j}" for i in range(20) for j in (1, 2, 3)
+    }
     for i in range(20):
         assert sections[f"own{i}"] == {"key": f"x  {i}"}
     assert sections["python"] == {f"p{n}-{j}": f"py\n{n} {j}" for n in range(5) for j in range(10)}
@@ -223,16 +230,30 @@ def test_resource_results_json(env):
     bad = genv.bash(script, env, "nova", "vm3", "maybe")
     assert bad.returncode != 0
     assert read_results(env["SAVE_DIR"]) == [
-        {"project": "nova", "resource": "vm1", "result": "pass", "detail": "",
-         "phase": "verify-post", "side": "post-upgrade"},
-        {"project": "nova", "resource": "vm2", "result": "fail", "detail": "it broke: " + detail,
-         "phase": "verify-post", "side": "post-upgrade"},
+        {
+            "project": "nova",
+            "resource": "vm1",
+            "result": "pass",
+            "detail": "",
+            "phase": "verify-post",
+            "side": "post-upgrade",
+        },
+        {
+            "project": "nova",
+            "resource": "vm2",
+            "result": "fail",
+            "detail": "it broke: " + detail,
+            "phase": "verify-post",
+            "side": "post-upgrade",
+        },
     ]
     assert read_results(Path(env["HOME"]) / "nowhere") == []
 
 
 def test_resource_check_reports_each_and_fails_naming_all(env):
-    script = PRELUDE + '''
+    script = (
+        PRELUDE
+        + """
 resource_check nova vm1 "vm1 answers" true
 resource_check nova vm2 "vm2 answers" bash -c 'echo "no route"; exit 3'
 resource_check nova vm3 "vm3 name" expect_equal "a b" "a  b"
@@ -241,15 +262,18 @@ resource_checks_done cinder
 echo "cinder fine"
 resource_checks_done nova
 echo "not reached"
-'''
+"""
+    )
     env.update(GRENADE_PHASE="verify-pre", GRENADE_SIDE="pre-upgrade")
     proc = genv.bash(script, env)
     assert proc.returncode != 0
     output = proc.stdout.decode() + proc.stderr.decode()
     assert "cinder fine" in output and "not reached" not in output
     assert "nova resources failed their checks: vm2 vm3" in output
-    results = {(r["project"], r["resource"]): (r["result"], r["detail"])
-               for r in read_results(env["SAVE_DIR"])}
+    results = {
+        (r["project"], r["resource"]): (r["result"], r["detail"])
+        for r in read_results(env["SAVE_DIR"])
+    }
     assert results[("nova", "vm1")] == ("pass", "vm1 answers")
     assert results[("nova", "vm2")] == ("fail", "vm2 answers: no route")
     assert results[("nova", "vm3")] == ("fail", "vm3 name: got 'a b', expected 'a  b'")

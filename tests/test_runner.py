@@ -57,13 +57,16 @@ def two_hosts(sshd_server, tmp_path):
     """A session whose controller group is this machine and the Fabric host."""
 
     def make(**config) -> Session:
-        path = write_config(tmp_path / "run.yaml", tmp_path / "stack",
-                            projects_dirs=[str(echo_project(tmp_path))], enabled_services="",
-                            **config)
+        path = write_config(
+            tmp_path / "run.yaml",
+            tmp_path / "stack",
+            projects_dirs=[str(echo_project(tmp_path))],
+            enabled_services="",
+            **config,
+        )
         remote = sshd_server.make_host("remote", log_dir=str(tmp_path / "remote-logs"))
         inventory = Inventory({"controller": [LocalHost(), remote]})
-        return Session(GrenadeConfig.from_file(path), console=io.StringIO(),
-                       inventory=inventory)
+        return Session(GrenadeConfig.from_file(path), console=io.StringIO(), inventory=inventory)
 
     return make
 
@@ -86,14 +89,16 @@ def test_each_step_runs_on_both_hosts_and_records_both(two_hosts):
             assert hrec["log"].endswith(f"@{host}.log")
     logs = session.paths.logs_dir / "steps"
     # each host's output in its own step log: the remote one streamed back over SSH
-    assert (logs / "002-create_echo@local.log").read_text() == \
-        "create echo resources.sh create on local\n"
-    assert (logs / "002-create_echo@remote.log").read_text() == \
-        "create echo resources.sh create on remote\n"
+    assert (
+        logs / "002-create_echo@local.log"
+    ).read_text() == "create echo resources.sh create on local\n"
+    assert (
+        logs / "002-create_echo@remote.log"
+    ).read_text() == "create echo resources.sh create on remote\n"
     # and the remote keeps its own copy under the same name
-    assert (session.paths.stack_root.parent / "remote-logs" /
-            "002-create_echo@remote.log").read_text() == \
-        "create echo resources.sh create on remote\n"
+    assert (
+        session.paths.stack_root.parent / "remote-logs" / "002-create_echo@remote.log"
+    ).read_text() == "create echo resources.sh create on remote\n"
     summary = (session.paths.logs_dir / "grenade.summary.log").read_text()
     assert "local" in summary and "remote" in summary
     main = (session.paths.logs_dir / "grenade.log").read_text()
@@ -107,8 +112,7 @@ def test_failure_on_one_host_names_that_host(two_hosts):
         with pytest.raises(StepFailed) as err:
             phases.run_kinds(session, ["early-create", "create", "verify-pre"])
     msg = str(err.value)
-    assert "FAILED step create/echo: project echo, phase create, host remote, exit code 4" \
-        in msg
+    assert "FAILED step create/echo: project echo, phase create, host remote, exit code 4" in msg
     assert "host local" not in msg
     assert "group:  controller (1 of 2 hosts failed: remote)" in msg
     assert "002-create_echo@remote.log" in msg
@@ -119,10 +123,13 @@ def test_failure_on_one_host_names_that_host(two_hosts):
     assert state["failed_step"] == "create/echo"
     assert rec["status"] == "failed" and rec["exit_code"] == 4
     assert rec["hosts"]["local"]["status"] == "done"
-    assert rec["hosts"]["remote"] == {"status": "failed", "exit_code": 4,
-                                      "duration": rec["hosts"]["remote"]["duration"],
-                                      "log": "002-create_echo@remote.log",
-                                      "message": "exit code 4"}
+    assert rec["hosts"]["remote"] == {
+        "status": "failed",
+        "exit_code": 4,
+        "duration": rec["hosts"]["remote"]["duration"],
+        "log": "002-create_echo@remote.log",
+        "message": "exit code 4",
+    }
     assert rec["message"] == "remote: exit code 4"
     assert "verify-pre/echo" not in state["steps"]
 
@@ -165,22 +172,30 @@ class Recorder:
 
 
 def test_observers_hear_every_step_start_and_end(tmp_path):
-    path = write_config(tmp_path / "run.yaml", tmp_path / "stack",
-                        projects_dirs=[str(echo_project(tmp_path))], enabled_services="")
+    path = write_config(
+        tmp_path / "run.yaml",
+        tmp_path / "stack",
+        projects_dirs=[str(echo_project(tmp_path))],
+        enabled_services="",
+    )
     inventory = Inventory({"controller": [LocalHost("one"), LocalHost("two")]})
     recorder = Recorder()
-    with Session(GrenadeConfig.from_file(path), console=io.StringIO(),
-                 inventory=inventory) as session:
+    with Session(
+        GrenadeConfig.from_file(path), console=io.StringIO(), inventory=inventory
+    ) as session:
         phases.setup(session)
         plan = session.plan()
         (session.paths.save_dir / "fail-create-local").touch()
         runner = StepRunner(session, [recorder])
         with pytest.raises(StepFailed):
-            runner.run(plan, {s.id for s in plan if s.kind in ("early-create", "create")},
-                       set())
+            runner.run(plan, {s.id for s in plan if s.kind in ("early-create", "create")}, set())
     kinds = [(type(e).__name__, e.step.id) for e in recorder.events]
-    assert kinds == [("StepStarted", "early-create/echo"), ("StepFinished", "early-create/echo"),
-                     ("StepStarted", "create/echo"), ("StepFinished", "create/echo")]
+    assert kinds == [
+        ("StepStarted", "early-create/echo"),
+        ("StepFinished", "early-create/echo"),
+        ("StepStarted", "create/echo"),
+        ("StepFinished", "create/echo"),
+    ]
     started, finished = recorder.events[2], recorder.events[3]
     assert isinstance(started, StepStarted) and isinstance(finished, StepFinished)
     assert started.hosts == ("one", "two") and started.index == 2
@@ -192,9 +207,13 @@ def test_observers_hear_every_step_start_and_end(tmp_path):
 def test_state_shows_the_running_step_while_its_hook_runs(tmp_path, monkeypatch):
     # The previous steps' records reach the disk while the next hook runs.
     monkeypatch.setattr(hosts, "KILL_GRACE", 1.0)
-    path = write_config(tmp_path / "run.yaml", tmp_path / "stack",
-                        projects_dirs=[str(echo_project(tmp_path))], enabled_services="",
-                        timeout=3)
+    path = write_config(
+        tmp_path / "run.yaml",
+        tmp_path / "stack",
+        projects_dirs=[str(echo_project(tmp_path))],
+        enabled_services="",
+        timeout=3,
+    )
     seen: dict = {}
 
     class Peek(Recorder):
@@ -215,7 +234,8 @@ def test_state_shows_the_running_step_while_its_hook_runs(tmp_path, monkeypatch)
         plan = session.plan()
         with pytest.raises(StepFailed):
             StepRunner(session, [Peek()]).run(
-                plan, {s.id for s in plan if s.kind in ("early-create", "create")}, set())
+                plan, {s.id for s in plan if s.kind in ("early-create", "create")}, set()
+            )
     assert seen["early-create/echo"]["status"] == "done"
     assert seen["create/echo"]["status"] == "running"
     assert seen["create/echo"]["hosts"]["local"]["status"] == "running"
@@ -231,8 +251,12 @@ def test_plan_steps_name_their_group(run_yaml):
 
 
 def test_step_group_missing_from_inventory_is_named(tmp_path):
-    path = write_config(tmp_path / "run.yaml", tmp_path / "stack",
-                        projects_dirs=[str(echo_project(tmp_path))], enabled_services="")
+    path = write_config(
+        tmp_path / "run.yaml",
+        tmp_path / "stack",
+        projects_dirs=[str(echo_project(tmp_path))],
+        enabled_services="",
+    )
     with Session(GrenadeConfig.from_file(path), console=io.StringIO()) as session:
         phases.setup(session)
         first = Step("create", "echo", ("touch", str(tmp_path / "ran")))
@@ -241,7 +265,8 @@ def test_step_group_missing_from_inventory_is_named(tmp_path):
             StepRunner(session).run([first, step], {first.id, step.id}, set())
     assert str(err.value) == (
         "step destroy/echo (project echo, phase destroy) runs on host group 'subnode', "
-        "which the inventory does not have; groups: controller")
+        "which the inventory does not have; groups: controller"
+    )
     assert not (tmp_path / "ran").exists()  # refused before any step ran
     assert os.path.exists(session.paths.state_file)
 
@@ -253,16 +278,22 @@ def test_sigint_during_a_group_step_kills_every_host_and_ends_the_run(tmp_path, 
     import threading
 
     monkeypatch.setattr(hosts, "KILL_GRACE", 1.0)
-    path = write_config(tmp_path / "run.yaml", tmp_path / "stack",
-                        projects_dirs=[str(echo_project(tmp_path))], enabled_services="")
+    path = write_config(
+        tmp_path / "run.yaml",
+        tmp_path / "stack",
+        projects_dirs=[str(echo_project(tmp_path))],
+        enabled_services="",
+    )
     inventory = Inventory({"controller": [LocalHost("local"), LocalHost("other")]})
-    with Session(GrenadeConfig.from_file(path), console=io.StringIO(),
-                 inventory=inventory) as session:
+    with Session(
+        GrenadeConfig.from_file(path), console=io.StringIO(), inventory=inventory
+    ) as session:
         phases.setup(session)
         (session.paths.save_dir / "hang-create-local").touch()
         pids = session.paths.save_dir / "hung-local.pids"
-        threading.Thread(target=lambda: (_wait_for_file(pids),
-                                         os.kill(os.getpid(), signal.SIGINT))).start()
+        threading.Thread(
+            target=lambda: (_wait_for_file(pids), os.kill(os.getpid(), signal.SIGINT))
+        ).start()
         start = time.monotonic()
         with pytest.raises(Interrupted) as err:
             phases.run_kinds(session, ["early-create", "create", "verify-pre"])

@@ -46,13 +46,17 @@ def dump_settings(env, *plugins, **extra):
     outfile.unlink(missing_ok=True)
     tmpdir = Path(env["HOME"]) / "tmp"
     tmpdir.mkdir(exist_ok=True)
-    run_env = dict(env, TOP_DIR=str(Path(env["GRENADE_DIR"]).parent / "new/devstack"),
-                   TMPDIR=str(tmpdir))
+    run_env = dict(
+        env, TOP_DIR=str(Path(env["GRENADE_DIR"]).parent / "new/devstack"), TMPDIR=str(tmpdir)
+    )
     run_env.update(extra)
     files = [str(PLUGINS / name / "settings") for name in plugins]
     proc = subprocess.run(
         ["bash", f"{env['GRENADE_DIR']}/inc/dump-settings", str(outfile), *files],
-        env=run_env, capture_output=True, timeout=30)
+        env=run_env,
+        capture_output=True,
+        timeout=30,
+    )
     if not outfile.exists():
         return proc, None
     fields = outfile.read_bytes().split(b"\0")
@@ -71,33 +75,54 @@ def test_grenaderc_defaults_and_overrides(tmp_path):
         'set -o errexit -o nounset; source "$GRENADE_DIR/grenaderc"; '
         'source "$GRENADE_DIR/grenaderc"; '
         'echo "$SERVICE_TIMEOUT|$LOGDAYS|$DATA_DIR|$UPGRADE_PROJECTS|$GRENADE_DB|${PLUGIN_DIR[0]}|'
-        '$TARGET_RUN_SMOKE|$GRENADE_DIR"; declare -p PLUGIN_DIR', env)
+        '$TARGET_RUN_SMOKE|$GRENADE_DIR"; declare -p PLUGIN_DIR',
+        env,
+    )
     first, declared = out(proc).splitlines()
     stack = Path(env["GRENADE_DIR"]).parent
     assert first.split("|") == [
-        "7", "3", "/elsewhere", " keep me", f"{stack}/save/grenade_db.ini",
-        f"{stack}/plugins", "True", env["GRENADE_DIR"]]
+        "7",
+        "3",
+        "/elsewhere",
+        " keep me",
+        f"{stack}/save/grenade_db.ini",
+        f"{stack}/plugins",
+        "True",
+        env["GRENADE_DIR"],
+    ]
     assert declared.startswith("declare -A PLUGIN_DIR=")
 
 
 def test_functions_fall_back_to_lite_devstack_and_errexit_nounset_safe(env):
     proc = run(
-        "set -o errexit -o nounset; " + PRELUDE + PRELUDE +
-        'type -t die iniset is_service_enabled run_process resource_save upgrade_project '
-        '| sort -u; echo "$FSSH"', env)
-    assert out(proc).splitlines() == ["function", "ssh -o ConnectTimeout=10 -o "
-                                      "UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"]
+        "set -o errexit -o nounset; "
+        + PRELUDE
+        + PRELUDE
+        + "type -t die iniset is_service_enabled run_process resource_save upgrade_project "
+        '| sort -u; echo "$FSSH"',
+        env,
+    )
+    assert out(proc).splitlines() == [
+        "function",
+        "ssh -o ConnectTimeout=10 -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no",
+    ]
 
 
 def test_pluginrc_rebuilds_gitdir_in_every_child(tmp_path):
     env = genv.make_grenade_dir(
-        tmp_path, pluginrc="enable_grenade_plugin heat https://x/heat\n"
-                           "enable_grenade_plugin octavia https://x/octavia stable/2025.2\n")
-    proc = run(PRELUDE + PRELUDE + 'echo "$GRENADE_PLUGINS|${GITDIR[heat]}|${GITBRANCH[heat]}|'
-               '${GITBRANCH[octavia]}|${GITREPO[octavia]}"', env)
+        tmp_path,
+        pluginrc="enable_grenade_plugin heat https://x/heat\n"
+        "enable_grenade_plugin octavia https://x/octavia stable/2025.2\n",
+    )
+    proc = run(
+        PRELUDE + PRELUDE + 'echo "$GRENADE_PLUGINS|${GITDIR[heat]}|${GITBRANCH[heat]}|'
+        '${GITBRANCH[octavia]}|${GITREPO[octavia]}"',
+        env,
+    )
     stack = Path(env["GRENADE_DIR"]).parent
     assert out(proc).strip() == (
-        f",heat,octavia|{stack}/plugins/heat|stable/2026.1|stable/2025.2|https://x/octavia")
+        f",heat,octavia|{stack}/plugins/heat|stable/2026.1|stable/2025.2|https://x/octavia"
+    )
 
 
 def test_fetch_grenade_plugins_clones_missing_ones(tmp_path):
@@ -116,19 +141,29 @@ def test_fetch_grenade_plugins_clones_missing_ones(tmp_path):
 
 
 def test_dump_settings_records(env):
-    proc, records = dump_settings(env, "alpha", "beta-gamma", "quiet",
-                                  ENABLED_SERVICES="key,b-api", PRE_EXPORTED="same")
+    proc, records = dump_settings(
+        env, "alpha", "beta-gamma", "quiet", ENABLED_SERVICES="key,b-api", PRE_EXPORTED="same"
+    )
     assert proc.returncode == 0, err(proc)
     rec = dict(records)
     keys = [key for key, _ in records]
-    assert keys[:6] == ["UPGRADE_PROJECTS", "PLUGIN_DIR:alpha", "PLUGIN_DIR:beta-gamma",
-                        "DATABASES_TO_SAVE", "BASE_RUN_SMOKE", "TARGET_RUN_SMOKE"]
+    assert keys[:6] == [
+        "UPGRADE_PROJECTS",
+        "PLUGIN_DIR:alpha",
+        "PLUGIN_DIR:beta-gamma",
+        "DATABASES_TO_SAVE",
+        "BASE_RUN_SMOKE",
+        "TARGET_RUN_SMOKE",
+    ]
     assert rec["UPGRADE_PROJECTS"] == "alpha beta-gamma"
     assert rec["PLUGIN_DIR:alpha"] == str(PLUGINS / "alpha")
     assert rec["PLUGIN_DIR:beta-gamma"] == str(PLUGINS / "beta-gamma")
     assert rec["DATABASES_TO_SAVE"] == "alpha alpha_api"
     assert (rec["BASE_RUN_SMOKE"], rec["TARGET_RUN_SMOKE"], rec["VERIFY_RESOURCES"]) == (
-        "False", "True", "True")
+        "False",
+        "True",
+        "True",
+    )
     alpha, beta = PLUGINS / "alpha/settings", PLUGINS / "beta-gamma/settings"
     assert [v for k, v in records if k.startswith("LOCALRC:")] == [
         f"base\t{alpha}\tenable_service a-api",
@@ -150,12 +185,15 @@ def test_dump_settings_conditional_registration_as_last_line(env):
     assert not [k for k, _ in records if k.startswith(("PLUGIN_DIR:", "LOCALRC:"))]
 
 
-@pytest.mark.parametrize(("plugin", "line", "code"), [
-    ("broken", 3, 1),     # a failing command
-    ("funcfail", 2, 2),   # failing inside a function the settings file defines
-    ("dying", 2, 1),      # devstack's die
-    ("exiting", 3, 1),    # exit 0 while loading settings is still an error
-])
+@pytest.mark.parametrize(
+    ("plugin", "line", "code"),
+    [
+        ("broken", 3, 1),  # a failing command
+        ("funcfail", 2, 2),  # failing inside a function the settings file defines
+        ("dying", 2, 1),  # devstack's die
+        ("exiting", 3, 1),  # exit 0 while loading settings is still an error
+    ],
+)
 def test_dump_settings_failure_names_file_and_line(env, plugin, line, code):
     proc, records = dump_settings(env, "alpha", plugin, ENABLED_SERVICES="key")
     assert proc.returncode == code
@@ -172,35 +210,48 @@ def test_devstack_localrc_external_devstack_still_records(tmp_path):
     env = genv.make_grenade_dir(tmp_path, localrc="GRENADE_USE_EXTERNAL_DEVSTACK=True\n")
     proc, records = dump_settings(env, "alpha", ENABLED_SERVICES="key")
     assert proc.returncode == 0, err(proc)
-    assert "DevStack is configured externally, ignoring devstack_localrc base " \
-           "enable_service a-api" in out(proc)
+    assert (
+        "DevStack is configured externally, ignoring devstack_localrc base "
+        "enable_service a-api" in out(proc)
+    )
     assert len([k for k, _ in records if k.startswith("LOCALRC:")]) == 2
 
 
 # --- upgrade_project -----------------------------------------------------------
 
 UPGRADE_PROJECT = PRELUDE + (
-    'upgrade_project "$@"; echo "$project|$direction|$upgrade_dir|$upgrade_file"')
+    'upgrade_project "$@"; echo "$project|$direction|$upgrade_dir|$upgrade_file"'
+)
 
 
-@pytest.mark.parametrize(("args", "expect"), [
-    (["stable/2025.2", "stable/2026.1"], ("from", "2025.2")),
-    (["stable/2025.2", "stable/2025.2"], ("within", "2025.2")),
-    (["stable/2025.2"], ("from", "2025.2")),            # 3 args (keystone, placement)
-    (["unmaintained/2024.1", "stable/2025.1"], ("from", "2024.1")),
-])
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["stable/2025.2", "stable/2026.1"], ("from", "2025.2")),
+        (["stable/2025.2", "stable/2025.2"], ("within", "2025.2")),
+        (["stable/2025.2"], ("from", "2025.2")),  # 3 args (keystone, placement)
+        (["unmaintained/2024.1", "stable/2025.1"], ("from", "2024.1")),
+    ],
+)
 def test_upgrade_project_direction_and_release(env, args, expect):
     proc = run(UPGRADE_PROJECT, env, "alpha", str(PLUGINS / "alpha"), *args)
     lines = out(proc).splitlines()
     direction, release = expect
     assert lines[-2] == f"CONFIGURED alpha {direction}-{release}"
-    assert lines[-1] == (f"alpha|{direction}|{release}|"
-                         f"{PLUGINS}/alpha/{direction}-{release}/upgrade-alpha")
+    assert lines[-1] == (
+        f"alpha|{direction}|{release}|{PLUGINS}/alpha/{direction}-{release}/upgrade-alpha"
+    )
 
 
 def test_upgrade_project_missing_file_is_a_warning(env):
-    proc = run("set -o errexit; " + UPGRADE_PROJECT, env, "alpha", str(PLUGINS / "alpha"),
-               "stable/2023.1", "master")
+    proc = run(
+        "set -o errexit; " + UPGRADE_PROJECT,
+        env,
+        "alpha",
+        str(PLUGINS / "alpha"),
+        "stable/2023.1",
+        "master",
+    )
     lines = out(proc).splitlines()
     assert lines[0].startswith("Warning: No new configurations were found for OpenStack alpha")
     assert lines[1] == "If your patch fails during the upgrade this may be the cause."
@@ -208,21 +259,36 @@ def test_upgrade_project_missing_file_is_a_warning(env):
 
 
 def test_upgrade_project_hyphenated_name(env):
-    proc = run(UPGRADE_PROJECT, env, "beta-gamma", str(PLUGINS / "beta-gamma"),
-               "stable/2025.2", "stable/2026.1")
+    proc = run(
+        UPGRADE_PROJECT,
+        env,
+        "beta-gamma",
+        str(PLUGINS / "beta-gamma"),
+        "stable/2025.2",
+        "stable/2026.1",
+    )
     assert "CONFIGURED beta-gamma from-2025.2" in out(proc)
 
 
 def test_release_names_ours_and_devstacks(env):
-    proc = run(PRELUDE + 'for b in stable/x proposed/y unmaintained/2024.1 master feature/z; do '
-               'echo "$(grenade_release_name $b) $(get_release_name_from_branch $b)"; done', env)
+    proc = run(
+        PRELUDE + "for b in stable/x proposed/y unmaintained/2024.1 master feature/z; do "
+        'echo "$(grenade_release_name $b) $(get_release_name_from_branch $b)"; done',
+        env,
+    )
     assert out(proc).splitlines() == [
-        "x x", "y y", "2024.1 master", "master master", "master master"]
+        "x x",
+        "y y",
+        "2024.1 master",
+        "master master",
+        "master master",
+    ]
 
 
 def test_upgrade_service_runs_shebangless_upgrade_sh_with_target_top_dir(env):
-    script = PRELUDE + ('register_project_for_upgrade alpha; PLUGIN_DIR[alpha]="$1"; '
-                        "upgrade_service alpha")
+    script = PRELUDE + (
+        'register_project_for_upgrade alpha; PLUGIN_DIR[alpha]="$1"; upgrade_service alpha'
+    )
     proc = run(script, env, str(PLUGINS / "alpha"))
     target = Path(env["GRENADE_DIR"]).parent / "new/devstack"
     assert f"alpha upgrade.sh TOP_DIR={target}" in out(proc)
@@ -245,10 +311,22 @@ def test_resources_phases_and_results(env):
 
     results = read_results(env["SAVE_DIR"])
     assert results == [
-        {"project": "alpha", "resource": "thing", "result": "pass", "detail": "created",
-         "phase": "create", "side": ""},
-        {"project": "alpha", "resource": "thing", "result": "pass", "detail": "pre-upgrade",
-         "phase": "verify-pre", "side": "pre-upgrade"},
+        {
+            "project": "alpha",
+            "resource": "thing",
+            "result": "pass",
+            "detail": "created",
+            "phase": "create",
+            "side": "",
+        },
+        {
+            "project": "alpha",
+            "resource": "thing",
+            "result": "pass",
+            "detail": "pre-upgrade",
+            "phase": "verify-pre",
+            "side": "pre-upgrade",
+        },
     ]
 
 
@@ -265,8 +343,15 @@ def test_resources_skipped_by_configuration(tmp_path):
 
 
 def test_resources_failure_names_script(env):
-    proc = run(PRELUDE + "init_grenade_db; " + PHASES.replace(PRELUDE, ""), env,
-               str(PLUGINS / "alpha"), "resources", "verify", "post-upgrade", check=False)
+    proc = run(
+        PRELUDE + "init_grenade_db; " + PHASES.replace(PRELUDE, ""),
+        env,
+        str(PLUGINS / "alpha"),
+        "resources",
+        "verify",
+        "post-upgrade",
+        check=False,
+    )
     assert proc.returncode == 1
     assert f"Failed to run {PLUGINS}/alpha/resources.sh verify post-upgrade" in err(proc)
 
@@ -275,9 +360,13 @@ def test_shutdown_services_reverse_order_with_base_top_dir(env, tmp_path):
     second = tmp_path / "second"
     second.mkdir()
     (second / "shutdown.sh").write_text('echo "second shutdown TOP_DIR=$TOP_DIR"\n')
-    proc = run(PRELUDE + 'UPGRADE_PROJECTS=" alpha second"; PLUGIN_DIR[alpha]="$1"; '
-               'PLUGIN_DIR[second]="$2"; shutdown_services', env,
-               str(PLUGINS / "alpha"), str(second))
+    proc = run(
+        PRELUDE + 'UPGRADE_PROJECTS=" alpha second"; PLUGIN_DIR[alpha]="$1"; '
+        'PLUGIN_DIR[second]="$2"; shutdown_services',
+        env,
+        str(PLUGINS / "alpha"),
+        str(second),
+    )
     base = Path(env["GRENADE_DIR"]).parent / "old/devstack"
     lines = [line for line in out(proc).splitlines() if "shutdown TOP_DIR" in line]
     assert lines == [f"second shutdown TOP_DIR={base}", f"alpha shutdown TOP_DIR={base}"]
@@ -295,7 +384,8 @@ def test_run_process_and_stop_process_kill_the_group(env):
     script = PRELUDE + (
         'run_process grt-svc "echo hello-from-svc; sleep 3171 & sleep 3172"; '
         "ensure_services_started grt-svc; is_service_running grt-svc && echo RUNNING; "
-        'read -r pid < "$DEST/status/stack/grt-svc.pid"; echo "PID=$pid"')
+        'read -r pid < "$DEST/status/stack/grt-svc.pid"; echo "PID=$pid"'
+    )
     proc = run(script, env)
     pid = int(out(proc).split("PID=")[1].split()[0])
     assert "RUNNING" in out(proc)
@@ -303,8 +393,7 @@ def test_run_process_and_stop_process_kill_the_group(env):
     members = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True)
     assert len(members.stdout.split()) >= 2
     started = time.monotonic()
-    proc = run(PRELUDE + "stop_process grt-svc; ensure_services_stopped grt-svc; echo STOPPED",
-               env)
+    proc = run(PRELUDE + "stop_process grt-svc; ensure_services_stopped grt-svc; echo STOPPED", env)
     assert "STOPPED" in out(proc)
     assert time.monotonic() - started < 5
     assert not Path(env["DEST"], "status/stack/grt-svc.pid").exists()
@@ -334,8 +423,9 @@ def test_is_service_running_ps_fallback_and_ensure_started(env):
     try:
         result = run(PRELUDE + "ensure_services_started grt-psname-svc; echo OK", env)
         assert "OK" in out(result)
-        failed = run(PRELUDE + "SERVICE_TIMEOUT=1; ensure_services_stopped grt-psname-svc",
-                     env, check=False)
+        failed = run(
+            PRELUDE + "SERVICE_TIMEOUT=1; ensure_services_stopped grt-psname-svc", env, check=False
+        )
         assert failed.returncode != 0
         assert "The following services are still running: grt-psname-svc" in err(failed)
     finally:
@@ -346,16 +436,21 @@ def test_is_service_running_ps_fallback_and_ensure_started(env):
 
 def test_ensure_services_started_times_out_naming_services(env):
     started = time.monotonic()
-    proc = run(PRELUDE + "SERVICE_TIMEOUT=1; ensure_services_started grt-none-a grt-none-b",
-               env, check=False)
+    proc = run(
+        PRELUDE + "SERVICE_TIMEOUT=1; ensure_services_started grt-none-a grt-none-b",
+        env,
+        check=False,
+    )
     assert 0.9 < time.monotonic() - started < 4
     assert proc.returncode == 1
     assert "did not appear to start: grt-none-a grt-none-b" in err(proc)
 
 
 def test_zombie_pidfile_is_not_running(env):
-    code = ("import os, sys, time\npid = os.fork()\nif pid == 0:\n    os._exit(0)\n"
-            "print(pid, flush=True)\ntime.sleep(30)\n")
+    code = (
+        "import os, sys, time\npid = os.fork()\nif pid == 0:\n    os._exit(0)\n"
+        "print(pid, flush=True)\ntime.sleep(30)\n"
+    )
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         zombie = parent.stdout.readline().strip()
@@ -386,7 +481,7 @@ def test_exit_trap_reports_code_and_stack(env, tmp_path):
 
 def test_die_message_format_and_error_log(env, tmp_path):
     script = tmp_path / "dies.sh"
-    script.write_text(PRELUDE + "\n(exit 7) || die $LINENO \"it broke\"\n")
+    script.write_text(PRELUDE + '\n(exit 7) || die $LINENO "it broke"\n')
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, timeout=30)
     assert proc.returncode == 7
     assert f"[ERROR] {script}:2 it broke" in err(proc)
@@ -398,35 +493,53 @@ def test_die_message_format_and_error_log(env, tmp_path):
 
 def test_is_service_enabled_groups(env):
     checks = {
-        "n-api": ["nova"], "g-api": ["glance"], "s-proxy": ["swift"], "q-svc": ["neutron"],
-        "neutron-api": ["neutron"], "c-vol": ["cinder"], "placement-api": ["placement"],
-        "key": ["keystone"], "swift": ["s-object"],
+        "n-api": ["nova"],
+        "g-api": ["glance"],
+        "s-proxy": ["swift"],
+        "q-svc": ["neutron"],
+        "neutron-api": ["neutron"],
+        "c-vol": ["cinder"],
+        "placement-api": ["placement"],
+        "key": ["keystone"],
+        "swift": ["s-object"],
     }
     for enabled, names in checks.items():
         for name in names:
-            proc = run(PRELUDE + f'ENABLED_SERVICES="mysql,{enabled}"; is_service_enabled {name}',
-                       env, check=False)
+            proc = run(
+                PRELUDE + f'ENABLED_SERVICES="mysql,{enabled}"; is_service_enabled {name}',
+                env,
+                check=False,
+            )
             assert proc.returncode == 0, (enabled, name)
-    proc = run(PRELUDE + 'ENABLED_SERVICES="key,n-api"; is_service_enabled cinder glance',
-               env, check=False)
+    proc = run(
+        PRELUDE + 'ENABLED_SERVICES="key,n-api"; is_service_enabled cinder glance', env, check=False
+    )
     assert proc.returncode == 1
 
 
 def test_enable_disable_service_and_trueorfalse(env):
-    proc = run(PRELUDE + 'ENABLED_SERVICES="key,g-api,-g-api"; enable_service n-api n-cpu; '
-               'disable_negated_services; disable_service n-cpu; echo "$ENABLED_SERVICES"; '
-               'X=yes; Y=off; trueorfalse False X; trueorfalse False Y; trueorfalse True Z', env)
+    proc = run(
+        PRELUDE + 'ENABLED_SERVICES="key,g-api,-g-api"; enable_service n-api n-cpu; '
+        'disable_negated_services; disable_service n-cpu; echo "$ENABLED_SERVICES"; '
+        "X=yes; Y=off; trueorfalse False X; trueorfalse False Y; trueorfalse True Z",
+        env,
+    )
     assert out(proc).splitlines() == ["key,n-api", "True", "False", "True"]
 
 
 def test_ini_functions_roundtrip_special_values(env, tmp_path):
     conf = tmp_path / "x.conf"
-    tricky = "a|b&c\\d \"q\" $(touch nope) /x/"
-    proc = run(PRELUDE + 'iniset -sudo "$1" DEFAULT opt "$2"; iniset "$1" db url x; '
-               'iniset_multiline "$1" m k 1 2; iniadd "$1" m k 3; inidelete "$1" db url; '
-               'iniget "$1" DEFAULT opt; iniget_multiline "$1" m k; '
-               'ini_has_option "$1" db url || echo no-url', env, str(conf), tricky,
-               cwd=tmp_path)
+    tricky = 'a|b&c\\d "q" $(touch nope) /x/'
+    proc = run(
+        PRELUDE + 'iniset -sudo "$1" DEFAULT opt "$2"; iniset "$1" db url x; '
+        'iniset_multiline "$1" m k 1 2; iniadd "$1" m k 3; inidelete "$1" db url; '
+        'iniget "$1" DEFAULT opt; iniget_multiline "$1" m k; '
+        'ini_has_option "$1" db url || echo no-url',
+        env,
+        str(conf),
+        tricky,
+        cwd=tmp_path,
+    )
     assert out(proc).splitlines() == [tricky, "1", "2", "3", "no-url"]
     assert not (tmp_path / "nope").exists()
 
@@ -434,12 +547,19 @@ def test_ini_functions_roundtrip_special_values(env, tmp_path):
 def test_meta_config_localrc_and_post_config(env, tmp_path):
     (tmp_path / "local.conf").write_text(
         "[[local|localrc]]\nADMIN_PASSWORD=secret\nenable_service g-api\n"
-        "[[post-config|$MY_CONF]]\n[DEFAULT]\ndebug = True\nlog = a\nlog = b\n")
+        "[[post-config|$MY_CONF]]\n[DEFAULT]\ndebug = True\nlog = a\nlog = b\n"
+    )
     env["MY_CONF"] = str(tmp_path / "my.conf")
-    run(PRELUDE + 'extract_localrc_section "$1" localrc local.conf .localrc.auto; '
-        'merge_config_group "$1/local.conf" post-config', env, str(tmp_path))
+    run(
+        PRELUDE + 'extract_localrc_section "$1" localrc local.conf .localrc.auto; '
+        'merge_config_group "$1/local.conf" post-config',
+        env,
+        str(tmp_path),
+    )
     assert (tmp_path / ".localrc.auto").read_text().splitlines()[1:] == [
-        "ADMIN_PASSWORD=secret", "enable_service g-api"]
+        "ADMIN_PASSWORD=secret",
+        "enable_service g-api",
+    ]
     # devstack's iniset puts a new option right after its section header
     assert (tmp_path / "my.conf").read_text() == "[DEFAULT]\nlog = a\nlog = b\ndebug = True\n"
 
@@ -447,19 +567,39 @@ def test_meta_config_localrc_and_post_config(env, tmp_path):
 def test_git_clone_skips_existing_and_by_name(env, tmp_path):
     repo = tmp_path / "src"
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
-                    "commit", "-q", "--allow-empty", "-m", "init"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(repo),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "init",
+        ],
+        check=True,
+    )
     dest = tmp_path / "dest"
-    script = PRELUDE + ('GITREPO[demo]="$1"; GITDIR[demo]="$2"; GITBRANCH[demo]=main; '
-                        "git_clone_by_name demo; touch \"$2/marker\"; git_clone \"$1\" \"$2\" main")
+    script = PRELUDE + (
+        'GITREPO[demo]="$1"; GITDIR[demo]="$2"; GITBRANCH[demo]=main; '
+        'git_clone_by_name demo; touch "$2/marker"; git_clone "$1" "$2" main'
+    )
     run(script, env, str(repo), str(dest))
     assert (dest / ".git").is_dir() and (dest / "marker").exists()
 
 
 def test_sourcing_functions_is_fast(env):
     started = time.monotonic()
-    run(PRELUDE * 1 + "for i in 1 2 3 4 5 6 7 8 9 10; do bash -c "
-        "'source \"$GRENADE_DIR/grenaderc\"; source \"$GRENADE_DIR/functions\"'; done", env)
+    run(
+        PRELUDE * 1 + "for i in 1 2 3 4 5 6 7 8 9 10; do bash -c "
+        '\'source "$GRENADE_DIR/grenaderc"; source "$GRENADE_DIR/functions"\'; done',
+        env,
+    )
     assert (time.monotonic() - started) / 11 < 0.1
 
 
@@ -478,7 +618,7 @@ def test_functions_use_the_target_tree_when_it_exists(env):
 
 def test_die_without_line_number_uses_the_callers_line(env, tmp_path):
     script = tmp_path / "dies.sh"
-    script.write_text(PRELUDE + "\n\ndie $UNSET_LINE_VARIABLE \"no line given\"\n")
+    script.write_text(PRELUDE + '\n\ndie $UNSET_LINE_VARIABLE "no line given"\n')
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, timeout=30)
     assert proc.returncode == 1
     assert f"[ERROR] {script}:3 no line given" in err(proc)
@@ -493,10 +633,12 @@ def test_save_state_copies_sqlite_databases_and_skips_missing(env, tmp_path):
     dbdir.mkdir()
     (dbdir / "keystone.db").write_bytes(b"SQLite format 3\0fake")
     (stack / "old/devstack/stackrc").write_text(
-        f"DATABASE_TYPE=sqlite\nDATABASE_SQLITE_DIR={dbdir}\nENABLED_SERVICES=key\n")
+        f"DATABASE_TYPE=sqlite\nDATABASE_SQLITE_DIR={dbdir}\nENABLED_SERVICES=key\n"
+    )
     env["DATABASES_TO_SAVE"] = " keystone glance"
-    proc = subprocess.run(["bash", f"{env['GRENADE_DIR']}/save-state"], env=env,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", f"{env['GRENADE_DIR']}/save-state"], env=env, capture_output=True, timeout=60
+    )
     assert proc.returncode == 0, err(proc)
     assert (stack / "save/keystone.sql.old").read_bytes() == b"SQLite format 3\0fake"
     assert not (stack / "save/glance.sql.old").exists()
@@ -507,8 +649,9 @@ def test_prep_target_runs_on_bare_trees(env):
     stack = Path(env["GRENADE_DIR"]).parent
     (stack / "old/images").mkdir(parents=True)
     (stack / "old/images/cirros.img").write_text("img")
-    proc = subprocess.run(["bash", f"{env['GRENADE_DIR']}/prep-target"], env=env,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", f"{env['GRENADE_DIR']}/prep-target"], env=env, capture_output=True, timeout=60
+    )
     assert proc.returncode == 0, err(proc)
     assert (stack / "new/devstack/files/cirros.img").read_text() == "img"
 
@@ -525,21 +668,35 @@ def test_save_data_dumps_existing_postgresql_databases(env):
     os.chown(data, user.pw_uid, user.pw_gid)
 
     def as_postgres(*cmd):
-        subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
-                        "--init-groups", *cmd], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", *cmd],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     with socket.socket() as sock:  # a free port: other runs may hold 5432
         sock.bind(("127.0.0.1", 0))
         port = str(sock.getsockname()[1])
     as_postgres(f"{bindir}/initdb", "-A", "trust", "-U", "postgres", "-D", f"{data}/db")
-    as_postgres(f"{bindir}/pg_ctl", "-D", f"{data}/db", "-w", "-l", f"{data}/log", "start",
-                "-o", f"-k {data} -p {port} -c listen_addresses=''")
+    as_postgres(
+        f"{bindir}/pg_ctl",
+        "-D",
+        f"{data}/db",
+        "-w",
+        "-l",
+        f"{data}/log",
+        "start",
+        "-o",
+        f"-k {data} -p {port} -c listen_addresses=''",
+    )
     try:
         as_postgres(f"{bindir}/createdb", "-h", str(data), "-p", port, "keystone")
         stack = Path(env["GRENADE_DIR"]).parent
         (stack / "old/devstack/stackrc").write_text(
             f"DATABASE_TYPE=postgresql\nDATABASE_HOST={data}\nDATABASE_PORT={port}\n"
-            "DATABASE_USER=postgres\n")
+            "DATABASE_USER=postgres\n"
+        )
         env["DATABASES_TO_SAVE"] = " keystone nova"
         proc = run(PRELUDE + 'save_data old "$BASE_DEVSTACK_DIR"', env)
         assert "PostgreSQL database dump" in (stack / "save/keystone.sql.old").read_text()
@@ -558,7 +715,5 @@ def test_ping_check_public_never_runs_its_address(env, tmp_path):
     assert proc.returncode != 0
     assert not marker.exists()
     assert "Couldn't ping server 127.0.0.1; touch" in err(proc) + out(proc)
-    proc = run(PRELUDE + "ping_check_public 127.0.0.1 5 True && echo reachable", env,
-               check=False)
+    proc = run(PRELUDE + "ping_check_public 127.0.0.1 5 True && echo reachable", env, check=False)
     assert "reachable" in out(proc)
-

@@ -16,9 +16,12 @@ from grenade.state import DONE, FAILED, HostRecord, RunLock, RunState, StepRecor
 def test_save_load_round_trip_after_incremental_changes(tmp_path: Path):
     state = RunState(tmp_path / "run-state.json")
     state.reset()
-    state.setup = SetupRecord(base=TreeRecord(path="/s/old", sha="abc", release="2025.2"),
-                              plugins=(PluginRecord("p", "/s/p", None, "master"),),
-                              stack=("bash", "stack.sh"), stack_env=(("A", "1 2"),))
+    state.setup = SetupRecord(
+        base=TreeRecord(path="/s/old", sha="abc", release="2025.2"),
+        plugins=(PluginRecord("p", "/s/p", None, "master"),),
+        stack=("bash", "stack.sh"),
+        stack_env=(("A", "1 2"),),
+    )
     state.fingerprint = {"config": "1"}
     for i in range(5):
         rec = state.record(f"create/p{i}")
@@ -41,17 +44,25 @@ def test_per_host_records_round_trip(tmp_path: Path):
     state = RunState(tmp_path / "run-state.json")
     rec = state.record("create/alpha")
     rec.status, rec.group, rec.exit_code = FAILED, "subnode", 3
-    rec.hosts = {"local": HostRecord(status=DONE, exit_code=0, duration=0.5,
-                                     log="003-create_alpha@local.log"),
-                 "node2": HostRecord(status=FAILED, exit_code=3, message="exit code 3",
-                                     log="003-create_alpha@node2.log")}
+    rec.hosts = {
+        "local": HostRecord(
+            status=DONE, exit_code=0, duration=0.5, log="003-create_alpha@local.log"
+        ),
+        "node2": HostRecord(
+            status=FAILED, exit_code=3, message="exit code 3", log="003-create_alpha@node2.log"
+        ),
+    }
     state.save()
     loaded = RunState.load(state.path).steps["create/alpha"]
     assert loaded == rec
     assert isinstance(loaded.hosts["node2"], HostRecord)
     raw = json.loads(state.path.read_text())["steps"]["create/alpha"]
-    assert raw["hosts"]["local"] == {"status": "done", "exit_code": 0, "duration": 0.5,
-                                     "log": "003-create_alpha@local.log"}
+    assert raw["hosts"]["local"] == {
+        "status": "done",
+        "exit_code": 0,
+        "duration": 0.5,
+        "log": "003-create_alpha@local.log",
+    }
     assert StepRecord().encode() == "{}"  # defaults are not written
 
 
@@ -124,6 +135,7 @@ def test_background_write_failure_is_raised_by_flush(tmp_path: Path):
 
 def test_reader_sees_the_previous_file_mid_swap(tmp_path: Path):
     from grenade.state import read_swapped, swap_write
+
     path = tmp_path / "run-state.json"
     swap_write(path, "one")
     swap_write(path, "two")
@@ -135,22 +147,43 @@ def test_reader_sees_the_previous_file_mid_swap(tmp_path: Path):
 def test_a_version_1_state_still_loads(tmp_path: Path):
     # written by the grenade before host groups: a run it set up can be resumed
     v1 = {
-        "version": 1, "run_id": "20261201-101010", "failed_step": "create/alpha",
+        "version": 1,
+        "run_id": "20261201-101010",
+        "failed_step": "create/alpha",
         "fingerprint": {"hosts": ["local"]},
         "setup": {
-            "trees": {side: {"path": f"/s/{side}", "repo": None, "branch": "stable/2026.1",
-                             "ref": None, "sha": "abc", "release": "2026.1"}
-                      for side in ("base", "target")},
+            "trees": {
+                side: {
+                    "path": f"/s/{side}",
+                    "repo": None,
+                    "branch": "stable/2026.1",
+                    "ref": None,
+                    "sha": "abc",
+                    "release": "2026.1",
+                }
+                for side in ("base", "target")
+            },
             "plugins": {"heat": {"path": "/s/plugins/heat", "sha": "def", "branch": "master"}},
             "enabled_services": "key",
             "settings": {"projects": [{"name": "alpha", "dir": "/p/10_alpha"}]},
-            "plan_inputs": {"stack": ["bash", "./stack.sh"], "stack_cwd": "/s/old",
-                            "stack_env": [["A", "1"]], "stack_user": None, "smoke": None,
-                            "base_release": "2026.1"},
+            "plan_inputs": {
+                "stack": ["bash", "./stack.sh"],
+                "stack_cwd": "/s/old",
+                "stack_env": [["A", "1"]],
+                "stack_user": None,
+                "smoke": None,
+                "base_release": "2026.1",
+            },
         },
         "steps": {
-            "create/alpha": {"status": "failed", "exit_code": 3, "started": 1.5, "duration": 0.2,
-                             "log": "004-create_alpha.log", "message": "exit code 3"},
+            "create/alpha": {
+                "status": "failed",
+                "exit_code": 3,
+                "started": 1.5,
+                "duration": 0.2,
+                "log": "004-create_alpha.log",
+                "message": "exit code 3",
+            },
         },
     }
     path = tmp_path / "run-state.json"
@@ -159,9 +192,15 @@ def test_a_version_1_state_still_loads(tmp_path: Path):
     assert state.failed_step == "create/alpha"
     rec = state.steps["create/alpha"]
     assert (rec.status, rec.exit_code, rec.group) == ("failed", 3, "controller")
-    assert rec.hosts == {"local": HostRecord(status="failed", exit_code=3, duration=0.2,
-                                             log="004-create_alpha.log",
-                                             message="exit code 3")}
+    assert rec.hosts == {
+        "local": HostRecord(
+            status="failed",
+            exit_code=3,
+            duration=0.2,
+            log="004-create_alpha.log",
+            message="exit code 3",
+        )
+    }
     assert state.setup is not None
     assert state.setup.base.path == "/s/base" and state.setup.base_release == "2026.1"
     assert state.setup.plugins == (PluginRecord("heat", "/s/plugins/heat", "def", "master"),)

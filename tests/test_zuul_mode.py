@@ -36,14 +36,26 @@ def test_zuul_prepared_trees_localrc_and_pluginrc(tmp_path):
         "TARGET_DEVSTACK_DIR=$TARGET_RELEASE_DIR/devstack\n"
         "TARGET_DEVSTACK_BRANCH=master\nTARGET_RUN_SMOKE=False\n"
         "SAVE_DIR=$BASE_RELEASE_DIR/save\nVERBOSE=False\n"
-        "PLUGIN_DIR=$TARGET_RELEASE_DIR\nexport OS_TEST_TIMEOUT=1200\n")
+        "PLUGIN_DIR=$TARGET_RELEASE_DIR\nexport OS_TEST_TIMEOUT=1200\n"
+    )
     (work / "pluginrc").write_text(
-        "enable_grenade_plugin delta https://opendev.org/openstack/delta\n")
+        "enable_grenade_plugin delta https://opendev.org/openstack/delta\n"
+    )
     shutil.copytree(FIXTURES / "projects", work / "projects")
     config = work / "run.yaml"
-    config.write_text(yaml.safe_dump({"grenade": {
-        "stack_root": str(stack), "deployer": "external", "trees": {"prepared": True},
-        "projects_dirs": [str(work / "projects")], "enabled_services": "alpha,beta"}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "grenade": {
+                    "stack_root": str(stack),
+                    "deployer": "external",
+                    "trees": {"prepared": True},
+                    "projects_dirs": [str(work / "projects")],
+                    "enabled_services": "alpha,beta",
+                }
+            }
+        )
+    )
     proc = invoke(config, "run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = trace(stack)

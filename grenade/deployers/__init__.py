@@ -1,7 +1,7 @@
 """Deployers: who stacks the base cloud and tears it down.
 
 A deployer never runs anything itself: it describes commands (`Command`) that the
-phase runner executes like any hook, so logs, timeouts and signals behave the same
+step runner executes like any hook, so logs, timeouts and signals behave the same
 for `stack.sh` as for a plugin's `upgrade.sh`.
 """
 

@@ -211,8 +211,7 @@ def render_local_conf(
     if layout is None:
         layout = devstack_layout(ctx, side)
     layout_lines = _checked_lines(layout, "layout variable {key}")
-    template = [out for line in template
-                for out in (layout_lines if line == LAYOUT else [line])]
+    template = [out for line in template for out in (layout_lines if line == LAYOUT else [line])]
     localrc: list[str] = []
     _merge_localrc(localrc, template)
     orig_sections = _sections(orig)
@@ -347,4 +346,3 @@ def _is_localrc(header: str | None) -> bool:
         return False
     match = _HEADER.match(header)
     return match is not None and (match.group(1), match.group(2)) == ("local", "localrc")
-

@@ -96,8 +96,7 @@ AUTHOR = git.Actor("grenade lite tree", "grenade-lite@localhost")
 REPO_NAME = "lite-devstack.git"
 
 # Never part of a branch: what stack.sh, grenade or a local run leave in the tree.
-_SKIP_NAMES = {"__pycache__", "local.conf", "localrc", ".localrc.auto", "RELEASE",
-               ".stackenv"}
+_SKIP_NAMES = {"__pycache__", "local.conf", "localrc", ".localrc.auto", "RELEASE", ".stackenv"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".tmp", ".log")
 
 
@@ -134,21 +133,33 @@ def _store_blob(repo: git.Repo, data: bytes) -> bytes:
     return repo.odb.store(IStream(git.Blob.type, len(data), io.BytesIO(data))).binsha
 
 
-def _branch_commit(repo: git.Repo, branch: str, release: str,
-                   common: list[tuple[str, bytes, int]], source: Path) -> Commit:
+def _branch_commit(
+    repo: git.Repo, branch: str, release: str, common: list[tuple[str, bytes, int]], source: Path
+) -> Commit:
     files = sorted([*common, *release_files(release, source)])
-    entries = [BaseIndexEntry((mode, _store_blob(repo, data), 0, path))
-               for path, data, mode in files]
+    entries = [
+        BaseIndexEntry((mode, _store_blob(repo, data), 0, path)) for path, data, mode in files
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         index = IndexFile(repo, file_path=os.path.join(tmp, "index"))
         index.add(entries, write=False)
         tree = index.write_tree()
     date = datetime.fromisoformat(RELEASE_DATES[release])
-    message = (f"lite devstack tree for OpenStack {release} ({branch})\n\n"
-               f"Built by grenade.deployers.lite.build_repo from devstack_trees/lite.\n")
-    return Commit.create_from_tree(repo, tree, message, parent_commits=[], head=False,
-                                   author=AUTHOR, committer=AUTHOR,
-                                   author_date=date, commit_date=date)
+    message = (
+        f"lite devstack tree for OpenStack {release} ({branch})\n\n"
+        f"Built by grenade.deployers.lite.build_repo from devstack_trees/lite.\n"
+    )
+    return Commit.create_from_tree(
+        repo,
+        tree,
+        message,
+        parent_commits=[],
+        head=False,
+        author=AUTHOR,
+        committer=AUTHOR,
+        author_date=date,
+        commit_date=date,
+    )
 
 
 def build_repo(dest: Path, source: Path = TREE_DIR) -> Path:
@@ -212,15 +223,25 @@ def lock_release(release: str, out_path: Path | None = None, source: Path = TREE
     if not spec.is_file():
         raise DeployError(f"no {spec}: add the release's requirements first")
     out = Path(out_path) if out_path else rel_dir / "requirements.lock"
-    env = {**os.environ, "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR",
-                                                         str(cache_dir() / "uv"))}
-    cmd = [*_uv(), "pip", "compile", "--quiet", "--python-version", LOCK_PYTHON,
-           "--custom-compile-command", f"invoke lock --release {release}",
-           "--output-file", str(out.absolute()), "requirements.in"]
+    env = {**os.environ, "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(cache_dir() / "uv"))}
+    cmd = [
+        *_uv(),
+        "pip",
+        "compile",
+        "--quiet",
+        "--python-version",
+        LOCK_PYTHON,
+        "--custom-compile-command",
+        f"invoke lock --release {release}",
+        "--output-file",
+        str(out.absolute()),
+        "requirements.in",
+    ]
     proc = subprocess.run(cmd, cwd=rel_dir, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise DeployError(f"locking {release} failed (exit {proc.returncode}):\n"
-                          f"{proc.stderr.strip()}")
+        raise DeployError(
+            f"locking {release} failed (exit {proc.returncode}):\n{proc.stderr.strip()}"
+        )
     return out
 
 
@@ -297,15 +318,21 @@ def check_prerequisites(ctx: DeployContext) -> None:
     if python is None:
         problems.append("python3 is not on PATH")
     else:
-        out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"],
-                             capture_output=True, text=True).stdout.split()
+        out = subprocess.run(
+            [python, "-c", "import sys; print(*sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         if tuple(int(x) for x in out) < need:
-            problems.append(f"python3 is {'.'.join(out)}; releases {', '.join(releases)} "
-                            f"need >= {'.'.join(map(str, need))}")
+            problems.append(
+                f"python3 is {'.'.join(out)}; releases {', '.join(releases)} "
+                f"need >= {'.'.join(map(str, need))}"
+            )
     database = ctx.config.get("database", "postgresql")
     if database not in ("postgresql", "sqlite"):
-        problems.append(f"config key 'database': the lite tree supports postgresql and "
-                        f"sqlite, not {database!r}")
+        problems.append(
+            f"config key 'database': the lite tree supports postgresql and sqlite, not {database!r}"
+        )
     if database == "postgresql":
         root = os.geteuid() == 0
         if not _pg_bin_available() and not (root and shutil.which("apt-get")):
@@ -316,7 +343,8 @@ def check_prerequisites(ctx: DeployContext) -> None:
                 problems.append(
                     f"PostgreSQL runs as the 'postgres' user, which cannot enter {blocked}: "
                     f"chmod o+x {blocked}, or use a stack_root under a world-traversable "
-                    "directory such as /var/tmp")
+                    "directory such as /var/tmp"
+                )
     if problems:
         raise DeployError("lite deployer prerequisites:\n  " + "\n  ".join(problems))
 
@@ -330,8 +358,7 @@ def lite_layout(ctx: DeployContext, side: str) -> dict[str, object]:
     }
     services = ctx.config.get("enabled_services")
     if services:
-        layout["ENABLED_SERVICES"] = (",".join(services) if isinstance(services, list)
-                                      else services)
+        layout["ENABLED_SERVICES"] = ",".join(services) if isinstance(services, list) else services
     return layout
 
 
@@ -339,8 +366,9 @@ def render_lite_local_conf(ctx: DeployContext, side: str, orig: str = "") -> str
     """A side's ``local.conf``: the devstack deployer's renderer with the lite layout
     as its template (then the tree's own configuration, the run's ``localrc``, plugin
     lines; every value quoted, plugin meta-sections after the localrc section)."""
-    return render_local_conf(ctx, side, orig, template=(LAYOUT,),
-                             layout=lite_layout(ctx, side), deployer="lite")
+    return render_local_conf(
+        ctx, side, orig, template=(LAYOUT,), layout=lite_layout(ctx, side), deployer="lite"
+    )
 
 
 # ``# lite-service: NAME DISTRIBUTION`` in a lib's leading comment block: lib/NAME is a
@@ -362,8 +390,10 @@ def tree_services(tree: Path) -> dict[str, str]:
             match = SERVICE_HEADER.fullmatch(line)
             if match:
                 if match.group(1) != path.name:
-                    raise DeployError(f"{path} declares lite-service {match.group(1)}: "
-                                      f"a service lib must be named lib/{match.group(1)}")
+                    raise DeployError(
+                        f"{path} declares lite-service {match.group(1)}: "
+                        f"a service lib must be named lib/{match.group(1)}"
+                    )
                 services[match.group(1)] = match.group(2)
                 break
     return services
@@ -402,16 +432,18 @@ class LiteDeployer:
             write_local_conf(tree, render_lite_local_conf(ctx, side, orig))
 
     def stack(self, ctx: DeployContext) -> Command | None:
-        return Command(argv=["bash", "./stack.sh"], cwd=ctx.base_devstack_dir,
-                       env=self.hook_env(ctx))
+        return Command(
+            argv=["bash", "./stack.sh"], cwd=ctx.base_devstack_dir, env=self.hook_env(ctx)
+        )
 
     def unstack(self, ctx: DeployContext) -> list[Command]:
         commands = []
         for side in ("target", "base"):
             tree = _tree(ctx, side)
             if (tree / "unstack.sh").is_file():
-                commands.append(Command(argv=["bash", "./unstack.sh"], cwd=tree,
-                                        env=self.hook_env(ctx)))
+                commands.append(
+                    Command(argv=["bash", "./unstack.sh"], cwd=tree, env=self.hook_env(ctx))
+                )
         return commands
 
     def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
@@ -424,9 +456,10 @@ class LiteDeployer:
         for side in LITE_SIDES:
             dists.update(tree_services(_tree(ctx, side)))
         venvs = [_tree(ctx, side).parent / "venv" for side in LITE_SIDES]
-        return {service: (_installed_version(venvs[0], dist),
-                          _installed_version(venvs[1], dist))
-                for service, dist in dists.items()}
+        return {
+            service: (_installed_version(venvs[0], dist), _installed_version(venvs[1], dist))
+            for service, dist in dists.items()
+        }
 
     def hook_env(self, ctx: DeployContext) -> dict[str, str]:
         # Both trees (stack.sh and every upgrade.sh) share one uv cache across runs.

@@ -18,6 +18,8 @@ def get_deployer(name: str) -> Deployer:
     try:
         module, cls = _DEPLOYERS[name]
     except KeyError:
-        raise ConfigError(f"config key 'grenade.deployer': unknown deployer {name!r}; "
-                          f"one of {', '.join(_DEPLOYERS)}") from None
+        raise ConfigError(
+            f"config key 'grenade.deployer': unknown deployer {name!r}; "
+            f"one of {', '.join(_DEPLOYERS)}"
+        ) from None
     return getattr(import_module(module), cls)()

@@ -84,9 +84,12 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"{args.name}: serving {args.app} on http://{args.host}:{args.port} "
-          f"(pid {os.getpid()}, ready in {time.monotonic() - started:.1f}s)",
-          file=sys.stderr, flush=True)
+    print(
+        f"{args.name}: serving {args.app} on http://{args.host}:{args.port} "
+        f"(pid {os.getpid()}, ready in {time.monotonic() - started:.1f}s)",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         httpd.serve_forever(poll_interval=0.5)
     finally:

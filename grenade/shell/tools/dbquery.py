@@ -44,9 +44,21 @@ def query_postgresql(url: urllib.parse.SplitResult, sql: str) -> list[dict]:
     if url.password:
         env["PGPASSWORD"] = urllib.parse.unquote(url.password)
     wrapped = f"SELECT coalesce(json_agg(q), '[]'::json) FROM ({sql}) AS q"
-    argv = [_client("psql", "postgresql-client"), "-X", "-A", "-t", "-q",
-            "-v", "ON_ERROR_STOP=1", "-h", url.hostname or "127.0.0.1",
-            "-p", str(url.port or 5432), "-d", url.path.lstrip("/")]
+    argv = [
+        _client("psql", "postgresql-client"),
+        "-X",
+        "-A",
+        "-t",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        url.hostname or "127.0.0.1",
+        "-p",
+        str(url.port or 5432),
+        "-d",
+        url.path.lstrip("/"),
+    ]
     if url.username:
         argv += ["-U", urllib.parse.unquote(url.username)]
     proc = subprocess.run([*argv, "-c", wrapped], capture_output=True, text=True, env=env)
@@ -57,9 +69,17 @@ def query_postgresql(url: urllib.parse.SplitResult, sql: str) -> list[dict]:
 
 
 def query_mysql(url: urllib.parse.SplitResult, sql: str) -> list[dict]:
-    argv = [_client("mysql", "mariadb-client"), "--batch", "--raw",
-            "-h", url.hostname or "127.0.0.1", "-P", str(url.port or 3306),
-            "-D", url.path.lstrip("/")]
+    argv = [
+        _client("mysql", "mariadb-client"),
+        "--batch",
+        "--raw",
+        "-h",
+        url.hostname or "127.0.0.1",
+        "-P",
+        str(url.port or 3306),
+        "-D",
+        url.path.lstrip("/"),
+    ]
     if url.username:
         argv += ["-u", urllib.parse.unquote(url.username)]
     env = dict(os.environ)
@@ -87,8 +107,10 @@ def query_sqlite(url: urllib.parse.SplitResult, sql: str) -> list[dict]:
     try:
         cur = conn.execute(sql)
         names = [d[0] for d in cur.description or []]
-        return [{k: None if v is None else str(v) for k, v in zip(names, row, strict=False)}
-                for row in cur.fetchall()]
+        return [
+            {k: None if v is None else str(v) for k, v in zip(names, row, strict=False)}
+            for row in cur.fetchall()
+        ]
     except sqlite3.Error as exc:
         raise QueryError(f"sqlite: {exc}") from None
     finally:

@@ -66,9 +66,13 @@ def _log(message: str) -> None:
     print(f"oshttp: {message}", file=sys.stderr)
 
 
-def http(method: str, url: str, headers: dict[str, str] | None = None,
-         body: bytes | None = None, timeout: float = DEFAULT_TIMEOUT,
-         ) -> tuple[int, dict[str, str], bytes]:
+def http(
+    method: str,
+    url: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> tuple[int, dict[str, str], bytes]:
     """One HTTP exchange; every status is returned, only transport errors raise."""
     req = urllib.request.Request(url, data=body, method=method.upper())
     for key, value in (headers or {}).items():
@@ -153,8 +157,7 @@ class Auth:
             body["auth"]["scope"] = {"project": {"id": self.project_id}}
         elif self.project_name:
             body["auth"]["scope"] = {
-                "project": {"name": self.project_name,
-                            "domain": self._domain(self.project_domain)}
+                "project": {"name": self.project_name, "domain": self._domain(self.project_domain)}
             }
         return body
 
@@ -163,8 +166,10 @@ class Auth:
         url = f"{self.identity_base}/v3/auth/tokens"
         status, headers, data = http("POST", url, body=json.dumps(self.password_body()).encode())
         if status != 201:
-            raise ClientError(f"authentication as {self.username!r} failed: HTTP {status}: "
-                              f"{data.decode(errors='replace')[:300]}")
+            raise ClientError(
+                f"authentication as {self.username!r} failed: HTTP {status}: "
+                f"{data.decode(errors='replace')[:300]}"
+            )
         token = _header(headers, "X-Subject-Token")
         if not token:
             raise ClientError("keystone answered 201 without X-Subject-Token")
@@ -196,8 +201,9 @@ class Auth:
                 if self.region and endpoint.get("region_id", self.region) != self.region:
                     continue
                 return endpoint["url"].rstrip("/")
-        raise ClientError(f"no {self.interface} endpoint for service type {service_type!r} "
-                          "in the catalog")
+        raise ClientError(
+            f"no {self.interface} endpoint for service type {service_type!r} in the catalog"
+        )
 
 
 def extract(value: object, path: str) -> object:
@@ -263,12 +269,13 @@ def cmd_request(args: argparse.Namespace) -> int:
             with open(text[1:], encoding="utf-8") as handle:
                 text = handle.read()
         body = text.encode()
-    status, _, data = http(args.method, target, headers=headers, body=body,
-                           timeout=args.timeout)
+    status, _, data = http(args.method, target, headers=headers, body=body, timeout=args.timeout)
     if not _expected(args.expect, status):
-        raise ClientError(f"{args.method.upper()} {target}: HTTP {status} "
-                          f"(expected {args.expect or '2xx'}): "
-                          f"{data.decode(errors='replace')[:500]}")
+        raise ClientError(
+            f"{args.method.upper()} {target}: HTTP {status} "
+            f"(expected {args.expect or '2xx'}): "
+            f"{data.decode(errors='replace')[:500]}"
+        )
     if args.print == "status":
         print(status)
         return 0
@@ -384,8 +391,11 @@ def cmd_free_ports(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     env = os.environ.get
-    p = argparse.ArgumentParser(prog="oshttp.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="oshttp.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--os-auth-url", default=env("OS_AUTH_URL"))
     p.add_argument("--os-username", default=env("OS_USERNAME"))
     p.add_argument("--os-password", default=env("OS_PASSWORD"))
