@@ -38,6 +38,9 @@ class LocalHost:
         self.name = name
         self._null_fd: int | None = None
         self._user: str | None = None
+        # What `env` adds to: the environment grenade started with, read once
+        # (os.environ decodes every entry on each read; hundreds of steps add up).
+        self._environ = dict(os.environ)
 
     def _devnull(self) -> int:
         """One /dev/null for every hook's stdin (opening it per step costs)."""
@@ -70,7 +73,7 @@ class LocalHost:
             stdin=self._devnull(),
             stdout=sink.fileno(),
             stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
+            env={**self._environ, **env},
             cwd=cwd,
             start_new_session=True,  # own process group: killable as a whole
         )

@@ -137,9 +137,16 @@ def test_group_interrupted_while_waiting_stops_every_host(tmp_path, monkeypatch)
     monkeypatch.setattr(hosts, "KILL_GRACE", 1.0)
     group = HostGroup("controller", (LocalHost("one"), LocalHost("two")))
     cancel = Cancel()
-    script = 'echo $$ > "pid.$RANDOM$RANDOM"; sleep 60'
-    # sent to a host's thread: the main thread must still see it while it waits
-    threading.Timer(0.5, signal.raise_signal, args=(signal.SIGINT,)).start()
+    script = 'echo $$ > "tmp.$$"; mv "tmp.$$" "pid.$$"; sleep 60'
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 20
+        while len(list(tmp_path.glob("pid.*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # raised in this thread, not the main one: the main thread must still see it
+        signal.raise_signal(signal.SIGINT)
+
+    threading.Thread(target=interrupt).start()
     start = time.monotonic()
     with LogSink(tmp_path / "one.log") as s1, LogSink(tmp_path / "two.log") as s2:
         with pytest.raises(KeyboardInterrupt):
