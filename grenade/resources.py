@@ -22,13 +22,12 @@ reads:
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
+
+from .files import atomic_write, locked
 
 DB_FILE = "grenade_db.ini"
 RESULTS_FILE = "resource-results.jsonl"
@@ -127,26 +126,11 @@ class ResourceStore:
         except FileNotFoundError:
             return []
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "ab") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    def _locked(self) -> AbstractContextManager[None]:
+        return locked(self.lock_path)
 
     def _replace(self, lines: list[str]) -> None:
-        data = _to_bytes("".join(line + "\n" for line in lines))
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".tmp.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, _to_bytes("".join(line + "\n" for line in lines)))
 
     def get(self, section: str, key: str) -> str | None:
         """The value of ``key`` in ``section``, or None when it is not stored."""

@@ -15,12 +15,13 @@ from . import deployers as dep
 from .config import GrenadeConfig
 from .deployers.registry import get_deployer
 from .errors import StateError
+from .files import RunLock
 from .hosts import Inventory
 from .logs import RunLog
 from .plan import PlanInputs, Step, build_plan
 from .record import SetupRecord
 from .rundir import Paths
-from .state import RunLock, RunState
+from .state import RunState
 
 
 class Session:

@@ -2,15 +2,12 @@
 
 `$SAVE_DIR/run-state.json` is rewritten atomically after every step so that a task
 in a new process (Zuul, a human at a terminal) continues where the last one
-stopped. A lock file held for the life of a task refuses a second run on the same
-stack_root.
+stopped (the lock that makes a stack_root one run's is grenade.files.RunLock).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,50 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StateError
+from .files import atomic_write, read_swapped, swap_write  # noqa: F401  (devstack.py; to go)
 from .hosts import CONTROLLER
 from .record import SetupRecord
 
 STATE_VERSION = 2
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so readers see the old or the new file, never a torn one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def swap_write(path: Path, text: str) -> None:
-    """Like `atomic_write`, for a file rewritten after every step.
-
-    ext4 turns a rename over an existing file into a forced flush of the new one
-    (auto_da_alloc), which stalls the hooks writing their logs meanwhile. So the old
-    file is first moved aside to `<name>.prev` and the new one renamed into a free
-    name. `read_swapped` falls back to `.prev` in the instant `path` is missing, so
-    a reader still sees the old or the new state, whole.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    prev = path.with_name(path.name + ".prev")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    prev.unlink(missing_ok=True)
-    try:
-        os.rename(path, prev)
-    except FileNotFoundError:
-        pass
-    os.rename(tmp, path)
-
-
-def read_swapped(path: Path) -> str | None:
-    """The text `swap_write` left at `path` (or, mid-swap, at `.prev`); None if none."""
-    for candidate in (path, path.with_name(path.name + ".prev"), path):
-        try:
-            return candidate.read_text()
-        except FileNotFoundError:
-            continue
-    return None
 
 
 class _Writer:
@@ -313,43 +272,3 @@ def fingerprint_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if old.get(key) != new.get(key):
             changes.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
     return changes
-
-
-class RunLock:
-    """An exclusive lock on a stack_root, held for the life of one task process."""
-
-    def __init__(self, stack_root: Path) -> None:
-        self.path = stack_root / ".grenade.lock"
-        self._fh: Any = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            fh.close()
-            raise StateError(
-                f"another grenade run holds {self.path.parent} (pid {holder}); "
-                "one run per stack_root"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
-
-    def release(self) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

@@ -39,7 +39,6 @@ class Progress:
 
 def describe_setup(session: Session) -> str:
     setup = session.setup
-    cfg = session.cfg
     out = ["setup:"]
     for side in ("base", "target"):
         t = setup.tree(side)
@@ -54,15 +53,11 @@ def describe_setup(session: Session) -> str:
         "  hosts: "
         + ", ".join(f"{g.name}: {' '.join(g.names)}" for g in session.inventory.groups.values())
     )
+    # the per-release note is the plan's own: one wording, made in one place
+    notes = {s.project: s.note for s in session.plan() if s.kind == "upgrade"}
     for p in setup.settings.projects:
-        direction, _, exists = p.per_release_script(
-            cfg["base"]["branch"], cfg["target"]["branch"], setup.base_release
-        )
         hooks = ", ".join(h for h in HOOKS if p.hook(h))
-        rel = f"{direction}-{setup.base_release}/upgrade-{p.name} " + (
-            "applies" if exists else "(none)"
-        )
-        out.append(f"  project {p.name}: {p.dir} [{hooks}]; {rel}")
+        out.append(f"  project {p.name}: {p.dir} [{hooks}]; {notes.get(p.name, '')}")
     if setup.settings.databases:
         out.append(f"  databases to save: {' '.join(setup.settings.databases)}")
     return "\n".join(out)

@@ -23,19 +23,17 @@ the two a run uses.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import re
 import shlex
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import git
 
 from grenade.errors import TreeError
+from grenade.files import locked
 
 RELEASE_BRANCH_PREFIXES = ("stable/", "proposed/", "unmaintained/")
 
@@ -372,22 +370,11 @@ def _alternate_owners(repo: git.Repo) -> list[str]:
     return [str(Path(alt).parent) for alt in repo.alternates]
 
 
-@contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
-    """Serialise mirror updates between processes preparing trees at the same time."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _update_mirror(url: str, cache_dir: Path, wanted: str) -> git.Repo:
     """Create or refresh the bare mirror of ``url`` and return it."""
     path = mirror_path(url, cache_dir)
-    with _locked(path.with_suffix(".lock")):
+    # processes preparing trees at the same time update a mirror one by one
+    with locked(path.with_suffix(".lock")):
         created = not path.exists()
         if created:
             mirror = git.Repo.init(path, bare=True)

@@ -33,7 +33,7 @@ def test_run_with_devstack_deployer_stacks_base_with_plugin_lines(run_yaml, tmp_
     sha = repo.commit("stable/2025.2").hexsha
     assert f"sha {sha}" in proc.stdout
     assert "release 2025.2" in proc.stdout and "release 2026.1" in proc.stdout
-    assert "project alpha" in proc.stdout and "from-2025.2/upgrade-alpha applies" in proc.stdout
+    assert "project alpha" in proc.stdout and "from-2025.2/upgrade-alpha: applies" in proc.stdout
 
     proc = invoke(config, "run", env={"STACK_RECORD": str(record)})
     assert proc.returncode == 0, proc.stderr

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from grenade.errors import StateError
+from grenade.files import RunLock
 from grenade.record import PluginRecord, SetupRecord, TreeRecord
-from grenade.state import DONE, FAILED, HostRecord, RunLock, RunState, StepRecord, fingerprint_diff
+from grenade.state import DONE, FAILED, HostRecord, RunState, StepRecord, fingerprint_diff
 
 
 def test_save_load_round_trip_after_incremental_changes(tmp_path: Path):
@@ -134,7 +135,7 @@ def test_background_write_failure_is_raised_by_flush(tmp_path: Path):
 
 
 def test_reader_sees_the_previous_file_mid_swap(tmp_path: Path):
-    from grenade.state import read_swapped, swap_write
+    from grenade.files import read_swapped, swap_write
 
     path = tmp_path / "run-state.json"
     swap_write(path, "one")
