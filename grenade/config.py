@@ -25,9 +25,9 @@ from typing import Any
 import yaml
 
 from . import REPO_DIR
+from .deployers.registry import DEPLOYERS
 from .errors import ConfigError
 
-DEPLOYERS = ("lite", "devstack", "external")
 DATABASES = ("postgresql", "mysql", "sqlite")
 
 # A schema entry is a type (or tuple of types) for a leaf, or a dict for a section.

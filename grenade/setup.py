@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ConfigError, TreeError
-from .plugins import discover_settings, enabled_services_from_tree, load_settings
+from .plugins import discover_settings, load_settings
 from .record import PluginRecord, SetupRecord, TreeRecord
 from .rundir import pluginrc_line, write_grenade_dir
 from .session import Session
@@ -100,15 +100,23 @@ def prepare_plugins(record: SetupRecord, session: Session) -> SetupRecord:
     return dataclasses.replace(record, plugins=tuple(plugins))
 
 
-def prepare_deployer(record: SetupRecord, session: Session) -> SetupRecord:
-    """The deployer's setup-time work (local.conf, prerequisites) with what is known now."""
-    session.deployer.prepare(session.deploy_context(record))
+def check_deployer(record: SetupRecord, session: Session) -> SetupRecord:
+    """The deployer's prerequisites, as soon as the trees exist: a run that cannot work
+    stops before plugins are cloned or settings sourced. Nothing is written."""
+    session.deployer.check(session.deploy_context(record))
+    return record
+
+
+def configure_deployer(record: SetupRecord, session: Session) -> SetupRecord:
+    """The deployer's setup-time writes (local.conf), once: after the settings, whose
+    devstack_localrc lines they include."""
+    session.deployer.configure(session.deploy_context(record))
     return record
 
 
 def load_project_settings(record: SetupRecord, session: Session) -> SetupRecord:
     """Every settings file sourced in one bash process; registered projects read back."""
-    services = enabled_services_from_tree(Path(record.base.path), session.cfg.enabled_services)
+    services = session.deployer.enabled_services(session.deploy_context(record))
     files = discover_settings(session.cfg["projects_dirs"], [Path(p.path) for p in record.plugins])
     env = {
         **os.environ,
@@ -142,16 +150,17 @@ def plan_inputs(record: SetupRecord, session: Session) -> SetupRecord:
     )
 
 
-# The deployer is prepared twice: before the settings are sourced (so the base
-# tree's ENABLED_SERVICES is the configured one) and after (so their
-# devstack_localrc lines reach local.conf).
+# The settings are sourced with the base cloud's ENABLED_SERVICES, which the
+# deployer works out from the local.conf it will write (without writing it), and
+# their devstack_localrc lines are part of that local.conf: so the deployer
+# configures once, after them.
 SETUP: tuple[SetupTask, ...] = (
     prepare_trees,
+    check_deployer,
     make_grenade_dir,
     prepare_plugins,
-    prepare_deployer,
     load_project_settings,
-    prepare_deployer,
+    configure_deployer,
     plan_inputs,
 )
 

@@ -10,14 +10,18 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import git
 import pytest
+from conftest import invoke
 
-from grenade.deployers import Command, DeployContext
+from grenade.deployers import Command, DeployContext, Deployer
 from grenade.deployers.devstack import DevstackDeployer
 from grenade.errors import DeployError
+from grenade.plugins import enabled_services_from_tree
+from grenade.setup import SETUP
 from grenade.trees import TreeSpec, prepare_tree
 
 FIXTURE = Path(__file__).parent / "fixtures" / "devstack_shaped"
@@ -75,7 +79,13 @@ def run(command: Command, record: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def configure(ctx: DeployContext) -> None:
+def prepare(deployer: Deployer, ctx: DeployContext) -> None:
+    """The deployer's part of setup: check, then configure (grenade.setup.SETUP)."""
+    deployer.check(ctx)
+    deployer.configure(ctx)
+
+
+def gate_inputs(ctx: DeployContext) -> DeployContext:
     """A tree with its own localrc (base) and local.conf (target), a run configuration
     and plugin lines, as a gate run would have them."""
     (ctx.base_devstack_dir / "localrc").write_text(
@@ -88,21 +98,27 @@ def configure(ctx: DeployContext) -> None:
         "[DEFAULT]\n"
         "debug = True\n"
     )
-    ctx.config = {
-        "localrc": {
-            "DATABASE_TYPE": "postgresql",
-            "LOGFILE": "/opt/stack/logs/my stack.log",
-            "VERBOSE": True,
-            "ADMIN_PASSWORD": "it's secret",
+    return replace(
+        ctx,
+        config={
+            "localrc": {
+                "DATABASE_TYPE": "postgresql",
+                "LOGFILE": "/opt/stack/logs/my stack.log",
+                "VERBOSE": True,
+                "ADMIN_PASSWORD": "it's secret",
+            },
         },
-    }
-    ctx.devstack_localrc = {
-        "base": [
-            (HEAT, "enable_service h-api h-eng"),
-            (BARBICAN, "[[test-config|$TEMPEST_CONFIG]]\n[image]\nimage_signing = True"),
-        ],
-        "target": [(HEAT, "enable_service h-api h-eng"), (HEAT, "CELLSV2_SETUP=superconductor")],
-    }
+        devstack_localrc={
+            "base": [
+                (HEAT, "enable_service h-api h-eng"),
+                (BARBICAN, "[[test-config|$TEMPEST_CONFIG]]\n[image]\nimage_signing = True"),
+            ],
+            "target": [
+                (HEAT, "enable_service h-api h-eng"),
+                (HEAT, "CELLSV2_SETUP=superconductor"),
+            ],
+        },
+    )
 
 
 def expected_local_conf(ctx: DeployContext, side: str) -> str:
@@ -167,8 +183,8 @@ debug = True
 
 
 def test_prepare_writes_local_conf_in_the_original_order(ctx: DeployContext) -> None:
-    configure(ctx)
-    DevstackDeployer().prepare(ctx)
+    ctx = gate_inputs(ctx)
+    prepare(DevstackDeployer(), ctx)
 
     for side, tree in (("base", ctx.base_devstack_dir), ("target", ctx.target_devstack_dir)):
         assert (tree / "local.conf").read_text() == expected_local_conf(ctx, side)
@@ -183,14 +199,14 @@ def test_prepare_writes_local_conf_in_the_original_order(ctx: DeployContext) -> 
 
 
 def test_prepare_is_idempotent_and_keeps_trees_clean(ctx: DeployContext) -> None:
-    configure(ctx)
+    ctx = gate_inputs(ctx)
     deployer = DevstackDeployer()
-    deployer.prepare(ctx)
+    prepare(deployer, ctx)
     first = {
         side: (d / "local.conf").read_text()
         for side, d in (("base", ctx.base_devstack_dir), ("target", ctx.target_devstack_dir))
     }
-    deployer.prepare(ctx)
+    prepare(deployer, ctx)
 
     assert (ctx.base_devstack_dir / "local.conf").read_text() == first["base"]
     assert (ctx.target_devstack_dir / "local.conf").read_text() == first["target"]
@@ -199,16 +215,80 @@ def test_prepare_is_idempotent_and_keeps_trees_clean(ctx: DeployContext) -> None
 
 
 def test_without_plugin_lines_or_configuration(ctx: DeployContext) -> None:
-    DevstackDeployer().prepare(ctx)
+    prepare(DevstackDeployer(), ctx)
     text = (ctx.base_devstack_dir / "local.conf").read_text()
     assert text.endswith("SWIFT_HASH=8213897fads879789asdf789\nSWIFT_REPLICAS=1\n")
     assert "# added by" not in text
 
 
-def test_stack_runs_the_base_stack_sh(ctx: DeployContext, tmp_path: Path) -> None:
-    configure(ctx)
+def test_services_for_the_settings_are_worked_out_without_writing(ctx: DeployContext) -> None:
+    # Setup sources the settings with the base cloud's services before configure writes
+    # local.conf (their plugin lines go into it): check and enabled_services write
+    # nothing, and give what the base stackrc computes once configured, less the
+    # plugin lines -- here the tree's own localrc over the run configuration's.
+    base = ctx.base_devstack_dir
+    (base / "localrc").write_text("ENABLED_SERVICES=key,tree-svc\n")
+    ctx = replace(
+        ctx,
+        config={"localrc": {"DATABASE_TYPE": "sqlite"}, "enabled_services": "unused"},
+        devstack_localrc={"base": [(HEAT, "ENABLED_SERVICES=from-a-plugin")]},
+    )
     deployer = DevstackDeployer()
-    deployer.prepare(ctx)
+    files = sorted(p for p in ctx.stack_root.rglob("*") if ".git" not in p.parts)
+    deployer.check(ctx)
+    assert deployer.enabled_services(ctx) == "key,tree-svc"
+    assert sorted(p for p in ctx.stack_root.rglob("*") if ".git" not in p.parts) == files
+    assert (base / "localrc").read_text() == "ENABLED_SERVICES=key,tree-svc\n"
+    assert not (base / "local.conf").exists() and not ctx.save_dir.exists()
+
+    deployer.configure(ctx.without_plugin_lines())
+    assert enabled_services_from_tree(base, "fallback") == "key,tree-svc"
+    deployer.configure(ctx)
+    assert enabled_services_from_tree(base, "fallback") == "from-a-plugin"
+    # the run configuration's localrc is the next layer up; without a stackrc, the
+    # configured services
+    ctx = replace(ctx, config={"localrc": {"ENABLED_SERVICES": "key,cfg"}})
+    assert deployer.enabled_services(ctx) == "key,cfg"
+    ctx = replace(ctx, config={"enabled_services": ["a", "b"]})
+    (base / "stackrc").unlink()
+    assert deployer.enabled_services(ctx) == "a,b"
+
+
+def test_setup_checks_early_and_configures_once_after_the_settings() -> None:
+    steps = [task.__name__ for task in SETUP]
+    assert steps.count("check_deployer") == 1 and steps.count("configure_deployer") == 1
+    assert not any("prepare_deployer" in name for name in steps)
+    assert (
+        steps.index("prepare_trees")
+        < steps.index("check_deployer")
+        < steps.index("prepare_plugins")
+        < steps.index("load_project_settings")
+        < steps.index("configure_deployer")
+        < steps.index("plan_inputs")
+    )
+
+
+def test_settings_see_the_services_the_base_is_configured_with(run_yaml, tmp_path) -> None:
+    # the fixture's beta project registers only when beta is enabled: the run
+    # configuration's localrc enables it on the base tree, which the settings must see
+    src = make_devstack_repo(tmp_path / "devstack-src")
+    git.Repo(src).git.branch("stable/2026.1")
+    config = run_yaml(
+        deployer="devstack",
+        base={"repo": str(src), "branch": "stable/2025.1"},
+        target={"repo": str(src), "branch": "stable/2026.1"},
+        localrc={"ENABLED_SERVICES": "key,beta"},
+    )
+    proc = invoke(config, "setup")
+    assert proc.returncode == 0, proc.stderr
+    assert "project beta" in proc.stdout
+    assert "enabled services: key,beta" in proc.stdout
+
+
+def test_stack_runs_the_base_stack_sh(ctx: DeployContext, tmp_path: Path) -> None:
+    ctx = gate_inputs(ctx)
+    deployer = DevstackDeployer()
+    prepare(deployer, ctx)
     command = deployer.stack(ctx)
     assert command is not None
     assert (command.argv, command.cwd, command.user) == (
@@ -235,7 +315,7 @@ def test_stack_runs_the_base_stack_sh(ctx: DeployContext, tmp_path: Path) -> Non
 
 
 def test_stack_user_comes_from_the_configuration(ctx: DeployContext) -> None:
-    ctx.config = {"stack_user": "stack"}
+    ctx = replace(ctx, config={"stack_user": "stack"})
     deployer = DevstackDeployer()
     assert deployer.stack(ctx).user == "stack"
     assert [c.user for c in deployer.unstack(ctx)] == ["stack", "stack"]
@@ -259,7 +339,7 @@ def test_unstack_target_then_base(ctx: DeployContext, tmp_path: Path) -> None:
 
 
 def test_unstack_skips_trees_without_unstack_sh(ctx: DeployContext, tmp_path: Path) -> None:
-    ctx.target_devstack_dir = tmp_path / "empty"
+    ctx = replace(ctx, target_devstack_dir=tmp_path / "empty")
     ctx.target_devstack_dir.mkdir()
     assert [c.cwd for c in DevstackDeployer().unstack(ctx)] == [ctx.base_devstack_dir]
 
@@ -267,25 +347,24 @@ def test_unstack_skips_trees_without_unstack_sh(ctx: DeployContext, tmp_path: Pa
 @pytest.mark.parametrize(
     ("change", "complaint"),
     [
-        (lambda c: setattr(c, "config", {"localrc": {"NOT-A-NAME": "x"}}), "localrc.NOT-A-NAME"),
-        (lambda c: setattr(c, "config", {"localrc": {"X": ["a"]}}), "localrc.X"),
-        (lambda c: setattr(c, "config", {"localrc": "X=1"}), "'localrc' must be a mapping"),
-        (lambda c: setattr(c, "devstack_localrc", {"base": ["enable_service x"]}), "pairs"),
-        (lambda c: setattr(c, "target_devstack_dir", c.stack_root / "nowhere"), "target devstack"),
+        (lambda c: replace(c, config={"localrc": {"NOT-A-NAME": "x"}}), "localrc.NOT-A-NAME"),
+        (lambda c: replace(c, config={"localrc": {"X": ["a"]}}), "localrc.X"),
+        (lambda c: replace(c, config={"localrc": "X=1"}), "'localrc' must be a mapping"),
+        (lambda c: replace(c, devstack_localrc={"base": ["enable_service x"]}), "pairs"),
+        (lambda c: replace(c, target_devstack_dir=c.stack_root / "nowhere"), "target devstack"),
     ],
 )
 def test_bad_input_is_named(
-    ctx: DeployContext, change: Callable[[DeployContext], None], complaint: str
+    ctx: DeployContext, change: Callable[[DeployContext], DeployContext], complaint: str
 ) -> None:
-    change(ctx)
     with pytest.raises(DeployError, match=complaint):
-        DevstackDeployer().prepare(ctx)
+        prepare(DevstackDeployer(), change(ctx))
 
 
 def test_plugin_lines_survive_a_json_round_trip(ctx: DeployContext) -> None:
     # The run state is JSON between processes: pairs come back as lists.
-    ctx.devstack_localrc = {"base": [[HEAT, "enable_service h-api"]]}
-    DevstackDeployer().prepare(ctx)
+    ctx = replace(ctx, devstack_localrc={"base": [[HEAT, "enable_service h-api"]]})
+    prepare(DevstackDeployer(), ctx)
     text = (ctx.base_devstack_dir / "local.conf").read_text()
     assert text.endswith(f"# added by {HEAT}\nenable_service h-api\n")
 
@@ -311,7 +390,7 @@ def test_configuration_values_are_quoted_and_never_run(tmp_path: Path) -> None:
         target_branch="master",
         config={"localrc": {"EVIL": f"$(touch {pwned})", "EMPTY": None, "ON": True}},
     )
-    DevstackDeployer().prepare(ctx)
+    prepare(DevstackDeployer(), ctx)
     auto = (trees["base"] / ".localrc.auto").read_text()
     assert f"DEST='{root}/old'\nDATA_DIR='{root}/data'\n" in auto
     assert f"EVIL='$(touch {pwned})'\nEMPTY=''\nON=True\n" in auto

@@ -8,6 +8,7 @@ destroy), then unstacks and checks nothing is left running.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ import git
 import pytest
 
 from grenade import REPO_DIR
-from grenade.deployers import DeployContext
+from grenade.deployers import DeployContext, Deployer
 from grenade.deployers.lite import (
     BRANCHES,
     TREE_DIR,
@@ -290,12 +291,18 @@ def _ctx(root: Path, **config: object) -> DeployContext:
     )
 
 
+def _prepare(deployer: Deployer, ctx: DeployContext) -> None:
+    """The deployer's part of setup: check, then configure (grenade.setup.SETUP)."""
+    deployer.check(ctx)
+    deployer.configure(ctx)
+
+
 def test_deployer_commands_and_local_conf(trees: Path) -> None:
     (trees / "save").mkdir()
     os.chmod(trees.parent, 0o755)
     deployer = LiteDeployer()
     ctx = _ctx(trees, database="sqlite", localrc={"ADMIN_PASSWORD": "s3cret"})
-    deployer.prepare(ctx)
+    _prepare(deployer, ctx)
     base_conf = (trees / "old" / "devstack" / ".localrc.auto").read_text()
     assert f"DEST={trees / 'old'}" in base_conf
     assert f"DATA_DIR={trees / 'data'}" in base_conf
@@ -332,7 +339,7 @@ def test_local_conf_values_are_data_never_code(lite_repo: Path, tmp_path: Path) 
     evil = f"$(touch {pwned[0]})"
     services = f"key,placement-api,$(touch {pwned[1]})"
     ctx = _ctx(root, database="sqlite", localrc={"EVIL": evil}, enabled_services=services)
-    LiteDeployer().prepare(ctx)
+    _prepare(LiteDeployer(), ctx)
     tree = root / "old" / "devstack"
     auto = (tree / ".localrc.auto").read_text()
     assert f"DEST='{root / 'old'}'" in auto
@@ -355,17 +362,12 @@ def test_local_conf_values_are_data_never_code(lite_repo: Path, tmp_path: Path) 
 
 def test_plugin_post_config_goes_after_the_localrc_section(trees: Path, tmp_path: Path) -> None:
     conf = tmp_path / "etc" / "keystone.conf"
-    ctx = _ctx(trees, database="sqlite")
-    ctx.devstack_localrc = {
-        "target": [
-            (
-                "/p/settings",
-                "enable_service foo\n[[post-config|$KEYSTONE_CONF]]\n[token]\nexpiration = 7200",
-            ),
-            ("/q/settings", "QVAR=1"),
-        ]
-    }
-    LiteDeployer().prepare(ctx)
+    plugin_text = "enable_service foo\n[[post-config|$KEYSTONE_CONF]]\n[token]\nexpiration = 7200"
+    ctx = dataclasses.replace(
+        _ctx(trees, database="sqlite"),
+        devstack_localrc={"target": [("/p/settings", plugin_text), ("/q/settings", "QVAR=1")]},
+    )
+    _prepare(LiteDeployer(), ctx)
     tree = trees / "new" / "devstack"
     text = (tree / "local.conf").read_text()
     localrc, _, after = text.partition("[[post-config|$KEYSTONE_CONF]]\n")
@@ -387,6 +389,47 @@ def test_plugin_post_config_goes_after_the_localrc_section(trees: Path, tmp_path
     assert proc.returncode == 0, proc.stderr
     assert "QVAR=1" in proc.stdout
     assert conf.read_text().split() == ["[token]", "expiration", "=", "7200"]
+
+
+def _listing(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` outside git's own, with its content."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and ".git" not in p.parts
+    }
+
+
+def test_services_for_the_settings_are_worked_out_without_writing(trees: Path) -> None:
+    # Setup sources the settings with the base cloud's services before configure
+    # writes local.conf (their plugin lines go into it): check and enabled_services
+    # write nothing, and the services are what the base stackrc computes once
+    # configured, less the plugin lines.
+    base = trees / "old" / "devstack"
+    ctx = dataclasses.replace(
+        _ctx(trees, database="sqlite", enabled_services=["key", "placement-api", "widget"]),
+        devstack_localrc={"base": [("/p/settings", "ENABLED_SERVICES=from-a-plugin")]},
+    )
+    deployer = LiteDeployer()
+    before = _listing(trees)
+    deployer.check(ctx)
+    assert deployer.enabled_services(ctx) == "key,placement-api,widget"
+    assert _listing(trees) == before, "check or enabled_services wrote to the trees"
+    (base / "localrc").write_text("ENABLED_SERVICES=key,widget\n")  # the tree's own wins
+    before = _listing(trees)
+    assert deployer.enabled_services(ctx) == "key,widget"
+    assert _listing(trees) == before, "working out the services wrote to the trees"
+    assert not (trees / "save").exists()
+
+    deployer.configure(ctx.without_plugin_lines())
+    proc = _bash("source ./stackrc; echo ES=$ENABLED_SERVICES", cwd=base)
+    assert _vars(proc.stdout)["ES"] == "key,widget"
+    deployer.configure(ctx)
+    proc = _bash("source ./stackrc; echo ES=$ENABLED_SERVICES", cwd=base)
+    assert _vars(proc.stdout)["ES"] == "from-a-plugin"
+    # a tree without a stackrc: the configured services
+    empty = dataclasses.replace(ctx, base_devstack_dir=trees / "nowhere")
+    assert deployer.enabled_services(empty) == "key,placement-api,widget"
 
 
 # --- the tree's services -----------------------------------------------------------------

@@ -3,13 +3,29 @@
 A deployer never runs anything itself: it describes commands (`Command`) that the
 step runner executes like any hook, so logs, timeouts and signals behave the same
 for `stack.sh` as for a plugin's `upgrade.sh`.
+
+Setup asks a deployer three things, in this order (`grenade.setup.SETUP`): `check`
+(prerequisites, nothing written) once the trees exist, `enabled_services` (the base
+cloud's services, which the plugin settings are sourced with), then `configure`
+(local.conf and the like, with the settings' `devstack_localrc` lines) once.
+
+This package's modules: `registry` (the deployer names), `base` (`BaseDeployer`, the
+defaults), `localconf` (the local.conf renderer the devstack and lite deployers
+share), `devstack`, `external`, and `lite` (a package: the embedded lite tree).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
+
+# Kept free of grenade imports: grenade.config imports the registry, which imports this.
+
+Side = Literal["base", "target"]
+SIDES: tuple[Side, Side] = ("base", "target")
 
 
 @dataclass(frozen=True)
@@ -22,7 +38,7 @@ class Command:
     user: str | None = None  # run as this user (sudo -u / runuser) when set
 
 
-@dataclass
+@dataclass(frozen=True)
 class DeployContext:
     """What a deployer knows about the run."""
 
@@ -36,14 +52,40 @@ class DeployContext:
     target_branch: str
     config: dict  # the validated `grenade:` config as a plain dict
     # side -> [(settings file, line)], from `devstack_localrc base|target ...` in settings
-    devstack_localrc: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    devstack_localrc: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
+
+    def tree(self, side: Side) -> Path:
+        """The devstack tree of one side."""
+        return self.base_devstack_dir if side == "base" else self.target_devstack_dir
+
+    def release_dir(self, side: Side) -> Path:
+        """The directory holding a side's tree (devstack's DEST for that release)."""
+        return self.tree(side).parent
+
+    def without_plugin_lines(self) -> DeployContext:
+        """This context as it is before the plugin settings have been sourced."""
+        return dataclasses.replace(self, devstack_localrc={})
+
+
+class RunPaths(Protocol):
+    """What `default_repo` needs of the run's paths (`grenade.rundir.Paths`)."""
+
+    @property
+    def cache_dir(self) -> Path: ...
 
 
 class Deployer(Protocol):
     name: str
 
-    def prepare(self, ctx: DeployContext) -> None:
-        """Setup-time work before the trees are used (write local.conf, check prerequisites)."""
+    def check(self, ctx: DeployContext) -> None:
+        """Fail with a DeployError naming the fix when the run cannot work; write nothing."""
+
+    def enabled_services(self, ctx: DeployContext) -> str:
+        """ENABLED_SERVICES of the base cloud as configured, before plugin settings add
+        their lines: what the settings are sourced with. Writes nothing."""
+
+    def configure(self, ctx: DeployContext) -> None:
+        """Setup-time writes (each tree's local.conf), with the settings' plugin lines."""
 
     def stack(self, ctx: DeployContext) -> Command | None:
         """The command that deploys the base cloud, or None when someone else did."""
@@ -54,7 +96,7 @@ class Deployer(Protocol):
     def hook_env(self, ctx: DeployContext) -> dict[str, str]:
         """Extra environment every hook receives."""
 
-    def default_repo(self, paths: object) -> str | None:
+    def default_repo(self, paths: RunPaths) -> str | None:
         """Where the trees come from when the config names no repo (None: nowhere)."""
 
     def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:

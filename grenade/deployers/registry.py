@@ -1,25 +1,36 @@
-"""Deployer lookup by the config's `deployer` name."""
+"""The deployers by the config's `deployer` name: the one list of their names.
+
+grenade.config validates `grenade.deployer` against `DEPLOYERS`, so this module must
+not import the config (nor anything that does): each deployer's module is imported
+only when it is asked for.
+"""
 
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from . import Deployer
 
-_DEPLOYERS = {
-    "external": ("grenade.deployers.external", "ExternalDeployer"),
+if TYPE_CHECKING:
+    from . import Deployer
+
+# name -> (module, class); in the order config errors list them.
+_CLASSES: dict[str, tuple[str, str]] = {
+    "lite": ("grenade.deployers.lite.deployer", "LiteDeployer"),
     "devstack": ("grenade.deployers.devstack", "DevstackDeployer"),
-    "lite": ("grenade.deployers.lite", "LiteDeployer"),
+    "external": ("grenade.deployers.external", "ExternalDeployer"),
 }
+DEPLOYERS: tuple[str, ...] = tuple(_CLASSES)
 
 
 def get_deployer(name: str) -> Deployer:
     try:
-        module, cls = _DEPLOYERS[name]
+        module, cls = _CLASSES[name]
     except KeyError:
         raise ConfigError(
             f"config key 'grenade.deployer': unknown deployer {name!r}; "
-            f"one of {', '.join(_DEPLOYERS)}"
+            f"one of {', '.join(DEPLOYERS)}"
         ) from None
-    return getattr(import_module(module), cls)()
+    deployer: Deployer = getattr(import_module(module), cls)()
+    return deployer

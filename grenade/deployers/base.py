@@ -1,0 +1,56 @@
+"""`BaseDeployer`: what a deployer does when it does nothing special.
+
+The defaults suit a base cloud grenade does not deploy (the external deployer): no
+checks, nothing written, nothing stacked or unstacked, the trees used as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..plugins import enabled_services_from_tree
+from . import Command, DeployContext, RunPaths
+
+
+def configured_services(config: Mapping[str, Any]) -> str:
+    """The run configuration's ``enabled_services`` as devstack spells it (a,b,c).
+
+    The same rule as ``GrenadeConfig.enabled_services``: a deployer only has the
+    config's plain dict, and grenade.config must not be imported here (it imports the
+    registry).
+    """
+    value = config.get("enabled_services") or ""
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
+class BaseDeployer:
+    """The `Deployer` protocol's defaults; a deployer overrides what it takes part in."""
+
+    name: str
+
+    def check(self, ctx: DeployContext) -> None:
+        return None
+
+    def enabled_services(self, ctx: DeployContext) -> str:
+        """The base tree's ENABLED_SERVICES as it stands (nothing of grenade's in it),
+        else the configured ones."""
+        return enabled_services_from_tree(ctx.base_devstack_dir, configured_services(ctx.config))
+
+    def configure(self, ctx: DeployContext) -> None:
+        return None
+
+    def stack(self, ctx: DeployContext) -> Command | None:
+        return None
+
+    def unstack(self, ctx: DeployContext) -> list[Command]:
+        return []
+
+    def hook_env(self, ctx: DeployContext) -> dict[str, str]:
+        return {}
+
+    def default_repo(self, paths: RunPaths) -> str | None:
+        return None
+
+    def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
+        return {}

@@ -1,0 +1,72 @@
+"""Which services a lite tree deploys, and which version of each a release's venv holds.
+
+A service is a ``lib/<service>`` whose leading comment block names it
+(``# lite-service: NAME DISTRIBUTION``, see the tree's README, "Adding a service");
+its version is the installed distribution's, read from the venv's metadata.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from pathlib import Path
+
+from grenade.errors import DeployError
+
+from .. import SIDES, DeployContext
+
+# ``# lite-service: NAME DISTRIBUTION`` in a lib's leading comment block: lib/NAME is a
+# service stack.sh deploys, from the PyPI distribution DISTRIBUTION (the tree's
+# lib/stack reads the same line: keep the two patterns alike).
+SERVICE_HEADER = re.compile(r"#[ \t]*lite-service:[ \t]+([a-z0-9_]+)[ \t]+(\S+)[ \t]*")
+
+
+def tree_services(tree: Path) -> dict[str, str]:
+    """``{service: distribution}`` of a lite tree's service libs, in lib name order."""
+    services: dict[str, str] = {}
+    lib = tree / "lib"
+    for path in sorted(lib.iterdir()) if lib.is_dir() else []:
+        if not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if line.strip() and not line.startswith("#"):
+                break  # past the leading comment block
+            match = SERVICE_HEADER.fullmatch(line)
+            if match:
+                if match.group(1) != path.name:
+                    raise DeployError(
+                        f"{path} declares lite-service {match.group(1)}: "
+                        f"a service lib must be named lib/{match.group(1)}"
+                    )
+                services[match.group(1)] = match.group(2)
+                break
+    return services
+
+
+def _normalize(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def installed_version(venv: Path, dist: str) -> str | None:
+    """The version of `dist` installed in `venv`, read from its metadata."""
+    for site in venv.glob("lib/python3*/site-packages"):
+        for found in importlib.metadata.distributions(path=[str(site)]):
+            if _normalize(found.metadata["Name"] or "") == _normalize(dist):
+                return found.version
+    return None
+
+
+def service_versions(ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
+    """Each service's version in the base and the target venv (None: not installed).
+
+    The services and their distributions are the trees' ``lib/<service>`` headers
+    (the target's declaration wins when both trees name a service).
+    """
+    dists: dict[str, str] = {}
+    for side in SIDES:
+        dists.update(tree_services(ctx.tree(side)))
+    base, target = (ctx.release_dir(side) / "venv" for side in SIDES)
+    return {
+        service: (installed_version(base, dist), installed_version(target, dist))
+        for service, dist in dists.items()
+    }
