@@ -15,7 +15,8 @@ from invoke import Collection, Context, Exit, Task, task
 
 from grenade import phases
 from grenade.clean import clean as clean_run
-from grenade.config import GrenadeConfig, env_skeleton
+from grenade.config import GrenadeConfig
+from grenade.config_sources import env_skeleton
 from grenade.errors import GrenadeError
 from grenade.plan import KIND_HELP, KINDS
 from grenade.session import Session

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from . import resume
 from .errors import ConfigError, GrenadeError
 from .events import Observer
-from .plan import COARSE, KINDS, format_plan
+from .plan import COARSE, KINDS, RESOURCE_PHASES, format_plan
 from .runner import StepRunner
 from .session import Session
 from .setup import init_save_dir, run_setup
@@ -65,9 +65,19 @@ def run_kinds(
     plan = session.plan()
     if check_order:
         resume.check_order(session, plan, kinds)
+    say_skipped_resources(session, kinds)
     selected = {s.id for s in plan if s.kind in kinds}
     skip = resume.steps_to_skip(session, plan, selected, force)
     StepRunner(session, observers(session)).run(plan, selected, skip)
+
+
+def say_skipped_resources(session: Session, kinds: Sequence[str]) -> None:
+    """The original's words when VERIFY_RESOURCES (config or settings) turns them off."""
+    if session.cfg.verify_resources and session.setup.settings.verify_resources:
+        return
+    for kind in kinds:
+        if kind in RESOURCE_PHASES:
+            session.say(f"Skipping resource phase {RESOURCE_PHASES[kind][0]} by configuration")
 
 
 def run(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ class Settings:
         return [(f, text) for s, f, text in self.localrc if s == side]
 
 
-def discover_settings(projects_dirs: list[str], plugin_dirs: list[Path]) -> list[Path]:
+def discover_settings(projects_dirs: Sequence[str], plugin_dirs: Sequence[Path]) -> list[Path]:
     """In-tree `NN_*/settings` in lexical order per dir, then plugins in pluginrc order."""
     files: list[Path] = []
     for pdir in projects_dirs:

@@ -28,7 +28,7 @@ def settings_digest(session: Session, setup: SetupRecord) -> str:
     """
     plugins = [Path(p.path) for p in setup.plugins]
     digest = hashlib.sha256()
-    for path in discover_settings(session.cfg["projects_dirs"], plugins):
+    for path in discover_settings(session.cfg.projects_dirs, plugins):
         digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import REPO_DIR, SHELL_DIR
 from .config import GrenadeConfig
-from .trees import release_name
 
 SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 FALLBACK_DEVSTACK = REPO_DIR / "devstack_trees" / "lite"
@@ -36,18 +36,22 @@ class Paths:
     @classmethod
     def from_config(cls, cfg: GrenadeConfig) -> Paths:
         root = cfg.stack_root
-        trees = cfg["trees"]
-        cache = trees.get("cache_dir") or str(root / "cache")
+        trees = cfg.trees
+        cache = trees.cache_dir or str(root / "cache")
         return cls(
             stack_root=root,
-            base_release_dir=root / trees["base_name"],
-            target_release_dir=root / trees["target_name"],
+            base_release_dir=root / trees.base_name,
+            target_release_dir=root / trees.target_name,
             grenade_dir=root / "grenade",
             save_dir=root / "save",
             logs_dir=root / "logs",
-            plugin_root=Path(cfg["plugin_dir"]) if cfg["plugin_dir"] else root / "plugins",
+            plugin_root=Path(cfg.plugin_dir) if cfg.plugin_dir else root / "plugins",
             cache_dir=Path(cache),
         )
+
+    def devstack(self, side: str) -> Path:
+        """The base or target devstack tree: the one mapping of a side to its place."""
+        return self.base_devstack if side == "base" else self.target_devstack
 
     @property
     def base_devstack(self) -> Path:
@@ -62,7 +66,7 @@ class Paths:
         return self.save_dir / "run-state.json"
 
 
-def localrc_lines(values: dict[str, object]) -> list[str]:
+def localrc_lines(values: Mapping[str, object]) -> list[str]:
     """`K=V` lines, each value quoted for bash (nothing in them is ever evaluated)."""
     lines = []
     for key, value in values.items():
@@ -73,13 +77,7 @@ def localrc_lines(values: dict[str, object]) -> list[str]:
     return lines
 
 
-def write_grenade_dir(
-    paths: Paths,
-    cfg: GrenadeConfig,
-    base_branch: str,
-    target_branch: str,
-    extra_pluginrc: list[str],
-) -> None:
+def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, extra_pluginrc: list[str]) -> None:
     """Populate GRENADE_DIR from the package's shell library and the run's config."""
     gdir = paths.grenade_dir
     gdir.mkdir(parents=True, exist_ok=True)
@@ -107,22 +105,22 @@ def write_grenade_dir(
         "TARGET_RELEASE_DIR": paths.target_release_dir,
         "BASE_DEVSTACK_DIR": paths.base_devstack,
         "TARGET_DEVSTACK_DIR": paths.target_devstack,
-        "BASE_DEVSTACK_BRANCH": base_branch,
-        "TARGET_DEVSTACK_BRANCH": target_branch,
-        "BASE_RELEASE_NAME": release_name(base_branch, cfg["base"]["release"]),
-        "TARGET_RELEASE_NAME": release_name(target_branch, cfg["target"]["release"]),
+        "BASE_DEVSTACK_BRANCH": cfg.base.branch,
+        "TARGET_DEVSTACK_BRANCH": cfg.target.branch,
+        "BASE_RELEASE_NAME": cfg.base.release_name,
+        "TARGET_RELEASE_NAME": cfg.target.release_name,
         "SAVE_DIR": paths.save_dir,
         "PLUGIN_DIR": paths.plugin_root,
     }
     defaults = {
-        "VERIFY_RESOURCES": bool(cfg["verify_resources"]),
-        "GRENADE_USE_EXTERNAL_DEVSTACK": cfg["deployer"] == "external",
+        "VERIFY_RESOURCES": bool(cfg.verify_resources),
+        "GRENADE_USE_EXTERNAL_DEVSTACK": cfg.deployer == "external",
     }
     lines = ["# written by grenade setup; edit the run config instead", *localrc_lines(defaults)]
-    if cfg["localrc_file"]:
-        lines += [f"# from {cfg['localrc_file']}", Path(cfg["localrc_file"]).read_text()]
-    if cfg["grenade_localrc"]:
-        lines += ["# from config grenade.grenade_localrc", *localrc_lines(cfg["grenade_localrc"])]
+    if cfg.localrc_file:
+        lines += [f"# from {cfg.localrc_file}", Path(cfg.localrc_file).read_text()]
+    if cfg.grenade_localrc:
+        lines += ["# from config grenade.grenade_localrc", *localrc_lines(cfg.grenade_localrc)]
     lines += [
         "# the run's layout (grenade's own, whatever the lines above say)",
         *localrc_lines(layout),
@@ -130,8 +128,8 @@ def write_grenade_dir(
     (gdir / "localrc").write_text("\n".join(lines) + "\n")
 
     plugin_lines = ["# written by grenade setup"]
-    if cfg["pluginrc_file"]:
-        plugin_lines += [f"# from {cfg['pluginrc_file']}", Path(cfg["pluginrc_file"]).read_text()]
+    if cfg.pluginrc_file:
+        plugin_lines += [f"# from {cfg.pluginrc_file}", Path(cfg.pluginrc_file).read_text()]
     plugin_lines += extra_pluginrc
     (gdir / "pluginrc").write_text("\n".join(plugin_lines) + "\n")
 

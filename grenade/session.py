@@ -37,7 +37,7 @@ class Session:
         self.cfg = cfg
         self.paths = Paths.from_config(cfg)
         self.console = console if console is not None else sys.stdout
-        self.deployer = get_deployer(cfg["deployer"])
+        self.deployer = get_deployer(cfg.deployer)
         self.inventory = inventory if inventory is not None else Inventory.local()
         self.lock = RunLock(self.paths.stack_root)
         self.state = RunState(self.paths.state_file)
@@ -71,7 +71,7 @@ class Session:
     @property
     def log(self) -> RunLog:
         if self._log is None:
-            self._log = RunLog(self.paths.logs_dir, self.console, self.cfg["verbose"])
+            self._log = RunLog(self.paths.logs_dir, self.console, self.cfg.verbose)
         return self._log
 
     def close_log(self) -> None:
@@ -92,7 +92,7 @@ class Session:
 
     @property
     def timeout(self) -> float:
-        return float(self.cfg["timeout"])
+        return self.cfg.timeout
 
     def deploy_context(self, setup: SetupRecord | None = None) -> dep.DeployContext:
         settings = (setup or self.state.setup or SetupRecord()).settings
@@ -103,9 +103,9 @@ class Session:
             grenade_dir=self.paths.grenade_dir,
             save_dir=self.paths.save_dir,
             logs_dir=self.paths.logs_dir,
-            base_branch=self.cfg["base"]["branch"],
-            target_branch=self.cfg["target"]["branch"],
-            config=self.cfg.data,
+            base_branch=self.cfg.base.branch,
+            target_branch=self.cfg.target.branch,
+            config=self.cfg,
             devstack_localrc={s: settings.localrc_for(s) for s in ("base", "target")},
         )
 
@@ -115,15 +115,15 @@ class Session:
             PlanInputs(
                 settings=setup.settings,
                 grenade_dir=self.paths.grenade_dir,
-                base_branch=self.cfg["base"]["branch"],
-                target_branch=self.cfg["target"]["branch"],
+                base_branch=self.cfg.base.branch,
+                target_branch=self.cfg.target.branch,
                 base_release=setup.base_release,
                 stack=setup.stack,
                 stack_cwd=setup.stack_cwd,
                 stack_env=setup.stack_env,
                 stack_user=setup.stack_user,
                 smoke=setup.smoke,
-                verify_resources=bool(self.cfg["verify_resources"]),
+                verify_resources=self.cfg.verify_resources,
                 base_release_name=self.paths.base_release_dir.name,
                 target_release_name=self.paths.target_release_dir.name,
                 target_devstack=str(self.paths.target_devstack),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from .record import PluginRecord, SetupRecord, TreeRecord
 from .rundir import pluginrc_line, write_grenade_dir
 from .session import Session
 from .trees import TreeSpec, parse_pluginrc, prepare_plugin, prepare_tree, tree_sha
-from .trees import release_name as branch_release
 
 SetupTask = Callable[[SetupRecord, Session], SetupRecord]
 
@@ -32,28 +30,28 @@ def git_sha(path: Path) -> str | None:
         return None
 
 
-def _tree(session: Session, side: str, dest: Path) -> TreeRecord:
-    spec = session.cfg[side]
-    trees = session.cfg["trees"]
-    repo = spec["repo"]
-    if repo is None and not trees["prepared"]:
+def _tree(session: Session, side: str) -> TreeRecord:
+    spec = session.cfg.tree(side)
+    dest = session.paths.devstack(side)
+    prepared = session.cfg.trees.prepared
+    repo = spec.repo
+    if repo is None and not prepared:
         repo = session.deployer.default_repo(session.paths)
-    branch = spec["branch"]
-    if trees["prepared"] or repo is None:
+    if prepared or repo is None:
         # Someone else (Zuul's devstack roles) prepared the tree: use it as it is.
         return TreeRecord(
             path=str(dest),
             repo=None,
-            branch=branch,
-            ref=spec["ref"],
+            branch=spec.branch,
+            ref=spec.ref,
             sha=git_sha(dest),
-            release=branch_release(branch, spec["release"]),
+            release=spec.release_name,
         )
     tree = prepare_tree(
-        TreeSpec(repo, branch, spec["ref"], spec["release"]),
+        TreeSpec(repo, spec.branch, spec.ref, spec.release),
         dest,
         session.paths.cache_dir,
-        force=trees["force"],
+        force=session.cfg.trees.force,
     )
     return TreeRecord(
         path=str(tree.path),
@@ -69,18 +67,16 @@ def prepare_trees(record: SetupRecord, session: Session) -> SetupRecord:
     """The base and target devstack trees (GitPython), at their branch, tag or SHA."""
     return dataclasses.replace(
         record,
-        base=_tree(session, "base", session.paths.base_devstack),
-        target=_tree(session, "target", session.paths.target_devstack),
+        base=_tree(session, "base"),
+        target=_tree(session, "target"),
     )
 
 
 def make_grenade_dir(record: SetupRecord, session: Session) -> SetupRecord:
     """GRENADE_DIR: the bash library, the effective localrc and pluginrc."""
     cfg = session.cfg
-    plugin_lines = [pluginrc_line(p["name"], p["repo"], p.get("branch")) for p in cfg["plugins"]]
-    write_grenade_dir(
-        session.paths, cfg, cfg["base"]["branch"], cfg["target"]["branch"], plugin_lines
-    )
+    plugin_lines = [pluginrc_line(p.name, p.repo, p.branch) for p in cfg.plugins]
+    write_grenade_dir(session.paths, cfg, plugin_lines)
     return record
 
 
@@ -89,9 +85,9 @@ def prepare_plugins(record: SetupRecord, session: Session) -> SetupRecord:
     paths, cfg = session.paths, session.cfg
     plugins = []
     for name, url, branch in parse_pluginrc(paths.grenade_dir / "pluginrc"):
-        branch = branch or cfg["target"]["branch"]
+        branch = branch or cfg.target.branch
         path = paths.plugin_root / name
-        if cfg["trees"]["prepared"] and path.is_dir():
+        if cfg.trees.prepared and path.is_dir():
             # Zuul checked the plugin out with the change under test: use it as is.
             plugins.append(PluginRecord(name, str(path), git_sha(path), branch))
             continue
@@ -117,7 +113,7 @@ def configure_deployer(record: SetupRecord, session: Session) -> SetupRecord:
 def load_project_settings(record: SetupRecord, session: Session) -> SetupRecord:
     """Every settings file sourced in one bash process; registered projects read back."""
     services = session.deployer.enabled_services(session.deploy_context(record))
-    files = discover_settings(session.cfg["projects_dirs"], [Path(p.path) for p in record.plugins])
+    files = discover_settings(session.cfg.projects_dirs, [Path(p.path) for p in record.plugins])
     env = {
         **os.environ,
         **session.base_env(),
@@ -137,16 +133,14 @@ def load_project_settings(record: SetupRecord, session: Session) -> SetupRecord:
 def plan_inputs(record: SetupRecord, session: Session) -> SetupRecord:
     """What the plan needs beyond the settings: the deployer's stack command, the smoke."""
     cmd = session.deployer.stack(session.deploy_context(record))
-    smoke = session.cfg["smoke_command"]
-    if isinstance(smoke, str):
-        smoke = shlex.split(smoke)
+    smoke = session.cfg.smoke_command
     return dataclasses.replace(
         record,
         stack=tuple(cmd.argv) if cmd else None,
         stack_cwd=str(cmd.cwd) if cmd and cmd.cwd else None,
         stack_env=tuple(sorted(cmd.env.items())) if cmd else (),
         stack_user=cmd.user if cmd else None,
-        smoke=tuple(smoke) if smoke and session.cfg["run_smoke"] else None,
+        smoke=smoke if session.cfg.run_smoke else None,
     )
 
 

@@ -13,6 +13,9 @@ import pytest
 import yaml
 from sshd import sshd_server  # noqa: F401  (a real sshd on 127.0.0.1 for remote-host tests)
 
+from grenade.config import GrenadeConfig
+from grenade.config_sources import DEFAULTS, merge
+
 # CI machines have no git identity; fixture repositories still need commits.
 for _var, _value in (
     ("GIT_AUTHOR_NAME", "grenade tests"),
@@ -66,3 +69,9 @@ def invoke(
 def trace(stack_root: Path) -> list[str]:
     path = stack_root / "save" / "trace.log"
     return path.read_text().splitlines() if path.exists() else []
+
+
+def typed_config(**overrides: Any) -> GrenadeConfig:
+    """A run configuration for a deployer's context, unvalidated like the mappings
+    deployer tests used to pass: the defaults, no configured services, `overrides`."""
+    return GrenadeConfig.from_data(merge(DEFAULTS, {"enabled_services": "", **overrides}))

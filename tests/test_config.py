@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from grenade.config import DEFAULTS, GrenadeConfig
+from grenade.config import GrenadeConfig, TreeSource
+from grenade.config_sources import DEFAULTS
 from grenade.errors import ConfigError
 
 
@@ -17,10 +18,10 @@ def write(path: Path, text: str) -> Path:
 
 def test_defaults_are_the_embedded_default(tmp_path: Path):
     cfg = GrenadeConfig.load([], cwd=tmp_path)
-    assert cfg["deployer"] == "lite"
-    assert cfg["base"]["branch"] == "stable/2025.2"
-    assert cfg["target"]["branch"] == "stable/2026.1"
-    assert cfg["timeout"] == DEFAULTS["timeout"] == 1800
+    assert cfg.deployer == "lite"
+    assert cfg.base.branch == "stable/2025.2"
+    assert cfg.target.branch == "stable/2026.1"
+    assert cfg.timeout == DEFAULTS["timeout"] == 1800
 
 
 def test_nested_unknown_key_names_file_and_line(tmp_path: Path):
@@ -53,16 +54,16 @@ def test_layers_merge_later_wins(tmp_path: Path):
         ],
         cwd=tmp_path,
     )
-    assert cfg["base"] == {"repo": None, "branch": "stable/2025.1", "ref": "v1", "release": None}
-    assert cfg["timeout"] == 5
+    assert cfg.base == TreeSource(repo=None, branch="stable/2025.1", ref="v1", release=None)
+    assert cfg.timeout == 5
 
 
 def test_rc_files_found_in_current_directory(tmp_path: Path):
     write(tmp_path / "localrc", "BASE_RUN_SMOKE=False\n")
     write(tmp_path / "pluginrc", "enable_grenade_plugin heat https://x/heat\n")
     cfg = GrenadeConfig.load([], cwd=tmp_path)
-    assert cfg["localrc_file"] == str(tmp_path / "localrc")
-    assert cfg["pluginrc_file"] == str(tmp_path / "pluginrc")
+    assert cfg.localrc_file == str(tmp_path / "localrc")
+    assert cfg.pluginrc_file == str(tmp_path / "pluginrc")
 
 
 def test_missing_rc_file_is_named(tmp_path: Path):
@@ -85,11 +86,11 @@ def test_zuul_localrc_branches_apply_unless_config_sets_them(tmp_path: Path):
         "TARGET_DEVSTACK_BRANCH=master\nSAVE_DIR=$BASE_RELEASE/save\n",
     )
     cfg = GrenadeConfig.load([], cwd=tmp_path)
-    assert cfg["localrc_file"] == str(rc)
-    assert (cfg["base"]["branch"], cfg["target"]["branch"]) == ("stable/2025.1", "master")
+    assert cfg.localrc_file == str(rc)
+    assert (cfg.base.branch, cfg.target.branch) == ("stable/2025.1", "master")
     cfg = GrenadeConfig.load([("run.yaml", {"target": {"branch": "stable/2026.1"}})], cwd=tmp_path)
-    assert cfg["target"]["branch"] == "stable/2026.1"
-    assert cfg["base"]["branch"] == "stable/2025.1"
+    assert cfg.target.branch == "stable/2026.1"
+    assert cfg.base.branch == "stable/2025.1"
 
 
 @pytest.mark.parametrize(
@@ -117,7 +118,7 @@ def test_bad_values_are_named(tmp_path: Path, text: str, message: str):
 
 
 def test_environment_strings_are_cast_strictly():
-    from grenade.config import cast_env
+    from grenade.config_sources import cast_env
 
     layer = cast_env(
         {

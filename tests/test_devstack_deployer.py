@@ -15,7 +15,7 @@ from pathlib import Path
 
 import git
 import pytest
-from conftest import invoke
+from conftest import invoke, typed_config
 
 from grenade.deployers import Command, DeployContext, Deployer
 from grenade.deployers.devstack import DevstackDeployer
@@ -56,7 +56,7 @@ def ctx(tmp_path: Path) -> DeployContext:
         logs_dir=root / "logs",
         base_branch="stable/2025.1",
         target_branch="master",
-        config={},
+        config=typed_config(**{}),
     )
 
 
@@ -100,14 +100,16 @@ def gate_inputs(ctx: DeployContext) -> DeployContext:
     )
     return replace(
         ctx,
-        config={
-            "localrc": {
-                "DATABASE_TYPE": "postgresql",
-                "LOGFILE": "/opt/stack/logs/my stack.log",
-                "VERBOSE": True,
-                "ADMIN_PASSWORD": "it's secret",
-            },
-        },
+        config=typed_config(
+            **{
+                "localrc": {
+                    "DATABASE_TYPE": "postgresql",
+                    "LOGFILE": "/opt/stack/logs/my stack.log",
+                    "VERBOSE": True,
+                    "ADMIN_PASSWORD": "it's secret",
+                },
+            }
+        ),
         devstack_localrc={
             "base": [
                 (HEAT, "enable_service h-api h-eng"),
@@ -230,7 +232,9 @@ def test_services_for_the_settings_are_worked_out_without_writing(ctx: DeployCon
     (base / "localrc").write_text("ENABLED_SERVICES=key,tree-svc\n")
     ctx = replace(
         ctx,
-        config={"localrc": {"DATABASE_TYPE": "sqlite"}, "enabled_services": "unused"},
+        config=typed_config(
+            **{"localrc": {"DATABASE_TYPE": "sqlite"}, "enabled_services": "unused"}
+        ),
         devstack_localrc={"base": [(HEAT, "ENABLED_SERVICES=from-a-plugin")]},
     )
     deployer = DevstackDeployer()
@@ -247,9 +251,9 @@ def test_services_for_the_settings_are_worked_out_without_writing(ctx: DeployCon
     assert enabled_services_from_tree(base, "fallback") == "from-a-plugin"
     # the run configuration's localrc is the next layer up; without a stackrc, the
     # configured services
-    ctx = replace(ctx, config={"localrc": {"ENABLED_SERVICES": "key,cfg"}})
+    ctx = replace(ctx, config=typed_config(**{"localrc": {"ENABLED_SERVICES": "key,cfg"}}))
     assert deployer.enabled_services(ctx) == "key,cfg"
-    ctx = replace(ctx, config={"enabled_services": ["a", "b"]})
+    ctx = replace(ctx, config=typed_config(**{"enabled_services": ["a", "b"]}))
     (base / "stackrc").unlink()
     assert deployer.enabled_services(ctx) == "a,b"
 
@@ -315,7 +319,7 @@ def test_stack_runs_the_base_stack_sh(ctx: DeployContext, tmp_path: Path) -> Non
 
 
 def test_stack_user_comes_from_the_configuration(ctx: DeployContext) -> None:
-    ctx = replace(ctx, config={"stack_user": "stack"})
+    ctx = replace(ctx, config=typed_config(**{"stack_user": "stack"}))
     deployer = DevstackDeployer()
     assert deployer.stack(ctx).user == "stack"
     assert [c.user for c in deployer.unstack(ctx)] == ["stack", "stack"]
@@ -347,9 +351,15 @@ def test_unstack_skips_trees_without_unstack_sh(ctx: DeployContext, tmp_path: Pa
 @pytest.mark.parametrize(
     ("change", "complaint"),
     [
-        (lambda c: replace(c, config={"localrc": {"NOT-A-NAME": "x"}}), "localrc.NOT-A-NAME"),
-        (lambda c: replace(c, config={"localrc": {"X": ["a"]}}), "localrc.X"),
-        (lambda c: replace(c, config={"localrc": "X=1"}), "'localrc' must be a mapping"),
+        (
+            lambda c: replace(c, config=typed_config(**{"localrc": {"NOT-A-NAME": "x"}})),
+            "localrc.NOT-A-NAME",
+        ),
+        (lambda c: replace(c, config=typed_config(**{"localrc": {"X": ["a"]}})), "localrc.X"),
+        (
+            lambda c: replace(c, config=typed_config(**{"localrc": "X=1"})),
+            "'localrc' must be a mapping",
+        ),
         (lambda c: replace(c, devstack_localrc={"base": ["enable_service x"]}), "pairs"),
         (lambda c: replace(c, target_devstack_dir=c.stack_root / "nowhere"), "target devstack"),
     ],
@@ -388,7 +398,9 @@ def test_configuration_values_are_quoted_and_never_run(tmp_path: Path) -> None:
         logs_dir=root / "logs",
         base_branch="master",
         target_branch="master",
-        config={"localrc": {"EVIL": f"$(touch {pwned})", "EMPTY": None, "ON": True}},
+        config=typed_config(
+            **{"localrc": {"EVIL": f"$(touch {pwned})", "EMPTY": None, "ON": True}}
+        ),
     )
     prepare(DevstackDeployer(), ctx)
     auto = (trees["base"] / ".localrc.auto").read_text()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import git
 import pytest
+from conftest import typed_config
 
 from grenade import REPO_DIR
 from grenade.deployers import DeployContext, Deployer
@@ -286,7 +287,7 @@ def _ctx(root: Path, **config: object) -> DeployContext:
         logs_dir=root / "logs",
         base_branch="stable/2025.2",
         target_branch="stable/2026.1",
-        config={"database": "postgresql", **config},
+        config=typed_config(**{"database": "postgresql", **config}),
         devstack_localrc={"target": [("/p/settings", "enable_service foo")]},
     )
 

@@ -5,6 +5,8 @@ the lite devstack function set, exercised with real bash and small real plugins
 from __future__ import annotations
 
 import glob
+import http.server
+import json
 import os
 import pwd
 import shutil
@@ -13,11 +15,15 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
 from fixtures.shell import grenade_env as genv  # noqa: E402  (tests/ is on sys.path)
+
+from grenade.resources import read_results
 
 PLUGINS = genv.PLUGINS
 PRELUDE = genv.PRELUDE
@@ -123,18 +129,6 @@ def test_pluginrc_rebuilds_gitdir_in_every_child(tmp_path):
     assert out(proc).strip() == (
         f",heat,octavia|{stack}/plugins/heat|stable/2026.1|stable/2025.2|https://x/octavia"
     )
-
-
-def test_fetch_grenade_plugins_clones_missing_ones(tmp_path):
-    repo = tmp_path / "src"
-    subprocess.run(["git", "init", "-q", "-b", "stable/2026.1", str(repo)], check=True)
-    (repo / "README").write_text("hi\n")
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "add", "README"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
-    env = genv.make_grenade_dir(tmp_path, pluginrc=f"enable_grenade_plugin demo {repo}\n")
-    run(PRELUDE + "fetch_grenade_plugins; fetch_grenade_plugins", env)
-    assert (Path(env["GRENADE_DIR"]).parent / "plugins/demo/README").read_text() == "hi\n"
 
 
 # --- dump-settings -----------------------------------------------------------
@@ -285,95 +279,262 @@ def test_release_names_ours_and_devstacks(env):
     ]
 
 
-def test_upgrade_service_runs_shebangless_upgrade_sh_with_target_top_dir(env):
-    script = PRELUDE + (
-        'register_project_for_upgrade alpha; PLUGIN_DIR[alpha]="$1"; upgrade_service alpha'
-    )
-    proc = run(script, env, str(PLUGINS / "alpha"))
-    target = Path(env["GRENADE_DIR"]).parent / "new/devstack"
-    assert f"alpha upgrade.sh TOP_DIR={target}" in out(proc)
-    assert "CONFIGURED alpha from-2025.2" in out(proc)
-    assert "direction=from upgrade_dir=2025.2" in out(proc)
+# --- what the library offers hooks -------------------------------------------------
+
+# plugin-surface.md 3.1 (called by real plugins) and what they need to work.
+PLUGIN_SURFACE = (
+    "register_project_for_upgrade",
+    "upgrade_project",
+    "ensure_services_started",
+    "register_db_to_save",
+    "ensure_services_stopped",
+    "devstack_localrc",
+    "resource_save",
+    "resource_get",
+    "source_quiet",
+    "ping_check_public",
+    "worlddump",
+    "enable_grenade_plugin",
+    "is_service_running",
+    "save_mysql_dbs",
+    "save_data",
+    "init_grenade_db",
+    "reverse_list",
+    "ensure_logs_exist",
+)
+# The original's phase drivers: the runner owns phase order, environment and names.
+PHASE_DRIVERS = (
+    "load_settings",
+    "shutdown_services",
+    "resources",
+    "fetch_grenade_plugins",
+    "upgrade_service",
+)
 
 
-# --- phases ------------------------------------------------------------------------
-
-PHASES = PRELUDE + 'UPGRADE_PROJECTS=" alpha"; PLUGIN_DIR[alpha]="$1"; shift; "$@"'
-
-
-def test_resources_phases_and_results(env):
-    alpha = str(PLUGINS / "alpha")
-    run(PRELUDE + "init_grenade_db", env)
-    run(PHASES, env, alpha, "resources", "create")
-    proc = run(PHASES, env, alpha, "resources", "verify", "pre-upgrade")
-    assert "alpha resources.sh verify pre-upgrade phase=verify-pre" in out(proc)
-    from grenade.resources import read_results
-
-    results = read_results(env["SAVE_DIR"])
-    assert results == [
-        {
-            "project": "alpha",
-            "resource": "thing",
-            "result": "pass",
-            "detail": "created",
-            "phase": "create",
-            "side": "",
-        },
-        {
-            "project": "alpha",
-            "resource": "thing",
-            "result": "pass",
-            "detail": "pre-upgrade",
-            "phase": "verify-pre",
-            "side": "pre-upgrade",
-        },
-    ]
-
-
-def test_resources_unknown_phase_is_passed_on_and_tolerated(env):
-    proc = run(PHASES, env, str(PLUGINS / "alpha"), "resources", "no_such_phase")
-    assert "alpha resources.sh no_such_phase" in out(proc)
-    assert "unknown resource phase 'no_such_phase'" in err(proc)
-
-
-def test_resources_skipped_by_configuration(tmp_path):
-    env = genv.make_grenade_dir(tmp_path, localrc="VERIFY_RESOURCES=False\n")
-    proc = run(PHASES, env, str(PLUGINS / "alpha"), "resources", "create")
-    assert out(proc).strip() == "Skipping resource phase create by configuration"
-
-
-def test_resources_failure_names_script(env):
+def test_library_defines_the_plugin_surface_and_no_phase_drivers(env):
     proc = run(
-        PRELUDE + "init_grenade_db; " + PHASES.replace(PRELUDE, ""),
+        PRELUDE + 'for f in "$@"; do echo "$f $(type -t "$f" || echo missing)"; done',
         env,
-        str(PLUGINS / "alpha"),
-        "resources",
-        "verify",
-        "post-upgrade",
-        check=False,
+        *PLUGIN_SURFACE,
+        *PHASE_DRIVERS,
     )
-    assert proc.returncode == 1
-    assert f"Failed to run {PLUGINS}/alpha/resources.sh verify post-upgrade" in err(proc)
-
-
-def test_shutdown_services_reverse_order_with_base_top_dir(env, tmp_path):
-    second = tmp_path / "second"
-    second.mkdir()
-    (second / "shutdown.sh").write_text('echo "second shutdown TOP_DIR=$TOP_DIR"\n')
-    proc = run(
-        PRELUDE + 'UPGRADE_PROJECTS=" alpha second"; PLUGIN_DIR[alpha]="$1"; '
-        'PLUGIN_DIR[second]="$2"; shutdown_services',
-        env,
-        str(PLUGINS / "alpha"),
-        str(second),
-    )
-    base = Path(env["GRENADE_DIR"]).parent / "old/devstack"
-    lines = [line for line in out(proc).splitlines() if "shutdown TOP_DIR" in line]
-    assert lines == [f"second shutdown TOP_DIR={base}", f"alpha shutdown TOP_DIR={base}"]
+    kinds = dict(line.split() for line in out(proc).splitlines())
+    assert {f: kinds[f] for f in PLUGIN_SURFACE} == dict.fromkeys(PLUGIN_SURFACE, "function")
+    assert {f: kinds[f] for f in PHASE_DRIVERS} == dict.fromkeys(PHASE_DRIVERS, "missing")
 
 
 def test_reverse_list(env):
     assert out(run(PRELUDE + "reverse_list a b c", env)).strip() == "c b a"
+
+
+DISPATCH = PRELUDE + (
+    'function create { echo "create($#)"; }\n'
+    'function verify { echo "verify side=$1"; }\n'
+    'function evil { echo "evil ran"; }\n'
+    'resource_dispatch "$@"; echo "rc=$?"'
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "stdout", "note"),
+    [
+        (["create"], ["create(0)", "rc=0"], False),
+        (["verify", "pre-upgrade"], ["verify side=pre-upgrade", "rc=0"], False),
+        (["early_create"], ["rc=0"], False),  # not implemented: nothing to do
+        (["verify_noapi", "pre-upgrade"], ["rc=0"], False),
+        (["evil"], ["rc=0"], True),  # a function, but not a phase: never called
+        (["create; evil"], ["rc=0"], True),
+        ([], ["rc=0"], True),
+    ],
+)
+def test_resource_dispatch_calls_only_phase_functions(env, args, stdout, note):
+    proc = run("set -o errexit; " + DISPATCH, env, *args)
+    assert out(proc).splitlines() == stdout
+    assert ("is not a resource phase; nothing to do" in err(proc)) == note
+
+
+def test_resource_dispatch_keeps_errexit_in_the_phase(env):
+    script = PRELUDE + (
+        'set -o errexit\nfunction destroy { false; echo "not reached"; }\nresource_dispatch "$@"'
+    )
+    proc = run(script, env, "destroy", check=False)
+    assert proc.returncode == 1 and "not reached" not in out(proc)
+
+
+def test_resource_check_api_down(env):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        busy = f"http://127.0.0.1:{sock.getsockname()[1]}/identity"
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            down = f"http://127.0.0.1:{free.getsockname()[1]}/identity"
+        env.update(GRENADE_PHASE="verify-noapi", GRENADE_SIDE="pre-upgrade")
+        proc = run(
+            PRELUDE + 'resource_check_api_down demo api_down "$1"; '
+            'resource_check_api_down demo api_up "$2"; resource_checks_done demo',
+            env,
+            down,
+            busy,
+            check=False,
+        )
+    assert proc.returncode == 1
+    assert "demo resources failed their checks: api_up" in err(proc)
+    results = {r["resource"]: (r["result"], r["detail"]) for r in read_results(env["SAVE_DIR"])}
+    assert results["api_down"] == ("pass", f"nothing accepts connections at {down}")
+    assert results["api_up"][0] == "fail"
+    assert results["api_up"][1].startswith(f"nothing accepts connections at {busy}: ")
+    assert "a server accepted the connection" in results["api_up"][1]
+
+
+def test_json_get_and_dbquery_conf(env, tmp_path):
+    import sqlite3
+
+    db = tmp_path / "svc.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE project (id TEXT, name TEXT)")
+        conn.execute("INSERT INTO project VALUES ('p1', 'two words')")
+    conf = tmp_path / "svc.conf"
+    conf.write_text(f"[database]\nconnection = sqlite:///{db}\n")
+    proc = run(
+        PRELUDE + 'dbquery_conf "$1" database "SELECT id, name FROM project" | json_get 0.name; '
+        'dbquery_conf "$1" placement_database "SELECT 1" || echo "rc=$?"',
+        env,
+        str(conf),
+    )
+    assert out(proc).splitlines() == ["two words", "rc=1"]
+    assert f"no connection in [placement_database] of {conf}" in err(proc)
+
+
+class FakeKeystone(http.server.BaseHTTPRequestHandler):
+    """Enough of keystone v3 for the login and get-or-create helpers."""
+
+    users = {"admin": "secret", "demo": "demo-pass"}
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, status, body=None, headers=()):
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.calls.append(("POST", self.path, body))
+        if self.path.endswith("/v3/auth/tokens"):
+            user = body["auth"]["identity"]["password"]["user"]
+            if self.users.get(user["name"]) != user["password"]:
+                return self._reply(401, {"error": "unauthorized"})
+            return self._reply(201, {"token": {}}, [("X-Subject-Token", "tok-" + user["name"])])
+        kind = self.path.rsplit("/", 1)[1].rstrip("s")
+        name = body[kind]["name"]
+        self.server.objects[kind][name] = f"{kind}-{name}"
+        return self._reply(201, {kind: {"id": f"{kind}-{name}", "name": name}})
+
+    def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        self.server.calls.append(("GET", self.path, self.headers["X-Auth-Token"]))
+        kind = url.path.rsplit("/", 1)[1].rstrip("s")
+        name = urllib.parse.parse_qs(url.query)["name"][0]
+        found = self.server.objects[kind].get(name)
+        self._reply(200, {kind + "s": [{"id": found, "name": name}] if found else []})
+
+
+@pytest.fixture
+def keystone(env):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeKeystone)
+    server.calls = []
+    server.objects = {"project": {"there": "project-there"}, "user": {}, "role": {"member": "r1"}}
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    env.update(
+        OS_AUTH_URL=f"http://127.0.0.1:{server.server_address[1]}/identity/v3",
+        OS_USERNAME="admin",
+        OS_PASSWORD="secret",
+        OS_PROJECT_NAME="admin",
+    )
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_os_login_exports_a_new_token_or_dies_naming_the_user(env, keystone):
+    proc = run(
+        PRELUDE + "set -o errexit; os_login; bash -c 'echo \"child $OS_TOKEN\"'; "
+        'os_login demo demo-pass demo_project; echo "$OS_TOKEN"; '
+        "os_user_token demo demo-pass demo_project; os_login demo wrong demo_project",
+        env,
+        check=False,
+    )
+    assert out(proc).splitlines() == ["child tok-admin", "tok-demo", "tok-demo"]
+    assert proc.returncode != 0
+    assert "demo cannot log in to project demo_project" in err(proc)
+    auth = [body["auth"] for verb, path, body in keystone.calls if path.endswith("/auth/tokens")]
+    assert [a["identity"]["password"]["user"]["name"] for a in auth] == ["admin", *["demo"] * 3]
+    assert auth[1]["scope"] == {"project": {"name": "demo_project", "domain": {"id": "default"}}}
+    assert auth[1]["identity"]["password"]["user"]["domain"] == {"id": "default"}
+
+
+def test_keystone_get_or_create(env, keystone):
+    body = '{"project": {"name": "new", "domain_id": "default"}}'
+    proc = run(
+        PRELUDE + "set -o errexit; os_login; "
+        "keystone_get_or_create project there; "
+        'keystone_get_or_create project new "$1"; '
+        'keystone_get_or_create project new "$1"; '
+        'echo "[$(keystone_get_or_create user nobody)]"; '
+        "keystone_get_or_create role member",
+        env,
+        body,
+    )
+    assert out(proc).splitlines() == [
+        "project-there",
+        "project-new",
+        "project-new",
+        "[]",
+        "r1",
+    ]
+    posts = [(path, data) for verb, path, data in keystone.calls if verb == "POST"]
+    assert posts[1:] == [("/identity/v3/projects", json.loads(body))]  # created once, then found
+    gets = [path for verb, path, _ in keystone.calls if verb == "GET"]
+    assert gets[0] == "/identity/v3/projects?name=there&domain_id=default"
+    assert gets[-1] == "/identity/v3/roles?name=member"  # roles are global
+    assert {token for verb, _, token in keystone.calls if verb == "GET"} == {"tok-admin"}
+
+
+def test_upgrade_begin_end_and_save_config_dir(env, tmp_path):
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    (conf / "svc.conf").write_text("base\n")
+    script = tmp_path / "upgrade.sh"
+    script.write_text(
+        PRELUDE + "upgrade_begin\nset -o errexit -o xtrace\n"
+        'save_config_dir svc "$1"\necho target > "$1/svc.conf"\nsave_config_dir svc "$1"\n'
+        "upgrade_end\n"
+    )
+    proc = subprocess.run(
+        ["bash", str(script), str(conf)], env=env, capture_output=True, timeout=30
+    )
+    assert proc.returncode == 0, err(proc)
+    lines = out(proc).splitlines()
+    assert lines[1] == f"Begin {script}" and lines[-2] == f"SUCCESS: End {script}"
+    assert (Path(env["SAVE_DIR"]) / "etc.svc/svc.conf").read_text() == "base\n"
+    assert "_grenade_banner" not in err(proc)  # the end banner is not traced
+
+
+def test_upgrade_begin_turns_a_signal_into_abort_and_sigint(env, tmp_path):
+    script = tmp_path / "upgrade.sh"
+    script.write_text(PRELUDE + 'upgrade_begin\nkill -TERM $$\necho "not reached"\n')
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, timeout=30)
+    assert f"ERROR: Abort {script}" in out(proc)
+    assert "not reached" not in out(proc)
+    assert proc.returncode == -signal.SIGINT
 
 
 # --- services -------------------------------------------------------------------

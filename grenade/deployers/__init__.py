@@ -20,9 +20,10 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-# Kept free of grenade imports: grenade.config imports the registry, which imports this.
+if TYPE_CHECKING:  # grenade.config imports the registry, which imports this package
+    from ..config import GrenadeConfig
 
 Side = Literal["base", "target"]
 SIDES: tuple[Side, Side] = ("base", "target")
@@ -50,7 +51,7 @@ class DeployContext:
     logs_dir: Path
     base_branch: str
     target_branch: str
-    config: dict  # the validated `grenade:` config as a plain dict
+    config: GrenadeConfig
     # side -> [(settings file, line)], from `devstack_localrc base|target ...` in settings
     devstack_localrc: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
 

@@ -6,22 +6,8 @@ checks, nothing written, nothing stacked or unstacked, the trees used as they ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from ..plugins import enabled_services_from_tree
 from . import Command, DeployContext, RunPaths
-
-
-def configured_services(config: Mapping[str, Any]) -> str:
-    """The run configuration's ``enabled_services`` as devstack spells it (a,b,c).
-
-    The same rule as ``GrenadeConfig.enabled_services``: a deployer only has the
-    config's plain dict, and grenade.config must not be imported here (it imports the
-    registry).
-    """
-    value = config.get("enabled_services") or ""
-    return ",".join(value) if isinstance(value, list) else str(value)
 
 
 class BaseDeployer:
@@ -35,7 +21,7 @@ class BaseDeployer:
     def enabled_services(self, ctx: DeployContext) -> str:
         """The base tree's ENABLED_SERVICES as it stands (nothing of grenade's in it),
         else the configured ones."""
-        return enabled_services_from_tree(ctx.base_devstack_dir, configured_services(ctx.config))
+        return enabled_services_from_tree(ctx.base_devstack_dir, ctx.config.enabled_services)
 
     def configure(self, ctx: DeployContext) -> None:
         return None

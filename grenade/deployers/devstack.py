@@ -81,7 +81,7 @@ class DevstackDeployer(BaseDeployer):
                 )
         if not (ctx.base_devstack_dir / "stack.sh").is_file():
             raise DeployError(f"base devstack tree {ctx.base_devstack_dir} has no stack.sh")
-        user_localrc_lines(ctx.config.get("localrc"))
+        user_localrc_lines(ctx.config.localrc)
 
     def enabled_services(self, ctx: DeployContext) -> str:
         return planned_services(ctx, render_devstack_local_conf)
@@ -95,7 +95,7 @@ class DevstackDeployer(BaseDeployer):
         return Command(
             argv=["bash", "./stack.sh"],
             cwd=ctx.base_devstack_dir,
-            user=ctx.config.get("stack_user"),
+            user=ctx.config.stack_user,
         )
 
     def unstack(self, ctx: DeployContext) -> list[Command]:
@@ -107,7 +107,7 @@ class DevstackDeployer(BaseDeployer):
                     Command(
                         argv=["bash", "./unstack.sh"],
                         cwd=tree,
-                        user=ctx.config.get("stack_user"),
+                        user=ctx.config.stack_user,
                     )
                 )
         return commands

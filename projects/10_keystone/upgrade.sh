@@ -7,26 +7,12 @@
 # must then report the schema at head (exit 0) before the new keystone starts
 # with the configuration the base release wrote.
 
-echo "*********************************************************************"
-echo "Begin $0"
-echo "*********************************************************************"
-
-# On a signal, say so and pass it on to whoever runs us.
-cleanup() {
-    set +o errexit
-    echo "*********************************************************************"
-    echo "ERROR: Abort $0"
-    echo "*********************************************************************"
-    trap 2
-    kill -2 $$
-}
-trap cleanup SIGHUP SIGINT SIGTERM
-
 RUN_DIR=$(cd "$(dirname "$0")" && pwd)
 
 source "$GRENADE_DIR/grenaderc"
 source "$GRENADE_DIR/functions"
 
+upgrade_begin
 set -o errexit
 
 source "$TARGET_DEVSTACK_DIR/stackrc"
@@ -37,7 +23,7 @@ source "$TARGET_DEVSTACK_DIR/lib/keystone"
 set -o xtrace
 
 # Keep the configuration the base release ran with.
-[[ -d $SAVE_DIR/etc.keystone ]] || cp -pr "$KEYSTONE_CONF_DIR" "$SAVE_DIR/etc.keystone"
+save_config_dir keystone "$KEYSTONE_CONF_DIR"
 
 # The target release's code.
 stack_install_service keystone
@@ -57,7 +43,4 @@ start_keystone
 
 ensure_services_started keystone
 
-set +o xtrace
-echo "*********************************************************************"
-echo "SUCCESS: End $0"
-echo "*********************************************************************"
+upgrade_end

@@ -48,41 +48,20 @@ INVENTORY='{"VCPU": {"total": 8, "allocation_ratio": 4.0},
 ALLOCATION='{"VCPU": 2, "MEMORY_MB": 2048, "DISK_GB": 20}'
 ALLOCATED_TOTAL=2070
 
-function api {
-    python3 "$GRENADE_DIR/tools/oshttp.py" "$@"
-}
-
-function dbquery {
-    python3 "$GRENADE_DIR/tools/dbquery.py" "$@"
-}
-
-function json_get {
-    python3 "$GRENADE_DIR/tools/oshttp.py" get "$@"
-}
-
 # placement METHOD PATH [options] - a placement call with the current token
 # (microversion $MV, default PLACEMENT_GRENADE_MV) to $PLACEMENT_URL.
 function placement {
     local method=$1 path=$2
     shift 2
-    api request "$method" "$PLACEMENT_URL$path" "$@" --service placement \
+    oshttp request "$method" "$PLACEMENT_URL$path" "$@" --service placement \
         --microversion "${MV:-$PLACEMENT_GRENADE_MV}"
 }
 
-function admin_login {
-    OS_TOKEN=$(api --token "" token) || die $LINENO "placement: cannot log in as admin"
-    export OS_TOKEN
-}
-
-# login user - switch OS_TOKEN to a project-scoped token of user.
+# login user - switch OS_TOKEN to a token of user scoped to the project.
 function login {
-    OS_TOKEN=$(api --token "" --os-username "$1" --os-password "$PLACEMENT_GRENADE_PASSWORD" \
-        --os-project-name "$PLACEMENT_GRENADE_PROJECT" \
-        --os-user-domain-id default --os-project-domain-id default token) \
-        || die $LINENO "placement: $1 cannot log in"
-    export OS_TOKEN
+    os_login "$1" "$PLACEMENT_GRENADE_PASSWORD" "$PLACEMENT_GRENADE_PROJECT"
     if [[ -z ${PLACEMENT_URL:-} ]]; then
-        PLACEMENT_URL=$(api endpoint placement) || die $LINENO "placement: not in the catalog"
+        PLACEMENT_URL=$(oshttp endpoint placement) || die $LINENO "placement: not in the catalog"
     fi
 }
 
@@ -92,22 +71,6 @@ function save {
     shift
     value=$("$@") || die $LINENO "placement: cannot read $key"
     resource_save placement "$key" "$value"
-}
-
-# check resource description command... - one check of a placement resource.
-function check {
-    resource_check placement "$@"
-}
-
-function keystone_id {
-    local kind=$1 name=$2 body=$3 id
-    id=$(api request GET "/v3/${kind}s?name=$name" --get "${kind}s" \
-        | json_get 0.id 2>/dev/null) || id=""
-    if [[ -z $id && -n $body ]]; then
-        id=$(api request POST "/v3/${kind}s" --data "$body" --get "$kind.id") \
-            || die $LINENO "placement: cannot create $kind $name"
-    fi
-    echo "$id"
 }
 
 function new_uuid {
@@ -137,25 +100,25 @@ function snapshot_project_usages {
 }
 
 function create {
-    admin_login
+    os_login
     local project_id user_id reader_id
-    project_id=$(keystone_id project "$PLACEMENT_GRENADE_PROJECT" \
+    project_id=$(keystone_get_or_create project "$PLACEMENT_GRENADE_PROJECT" \
         "{\"project\": {\"name\": \"$PLACEMENT_GRENADE_PROJECT\", \"domain_id\": \"default\"}}")
-    user_id=$(keystone_id user "$PLACEMENT_GRENADE_USER" \
+    user_id=$(keystone_get_or_create user "$PLACEMENT_GRENADE_USER" \
         "{\"user\": {\"name\": \"$PLACEMENT_GRENADE_USER\", \"domain_id\": \"default\", \"password\": \"$PLACEMENT_GRENADE_PASSWORD\", \"default_project_id\": \"$project_id\"}}")
-    reader_id=$(keystone_id user "$PLACEMENT_GRENADE_READER" \
+    reader_id=$(keystone_get_or_create user "$PLACEMENT_GRENADE_READER" \
         "{\"user\": {\"name\": \"$PLACEMENT_GRENADE_READER\", \"domain_id\": \"default\", \"password\": \"$PLACEMENT_GRENADE_PASSWORD\", \"default_project_id\": \"$project_id\"}}")
     local service_role member_role
-    service_role=$(keystone_id role service '{"role": {"name": "service"}}')
-    member_role=$(keystone_id role member "")
+    service_role=$(keystone_get_or_create role service '{"role": {"name": "service"}}')
+    member_role=$(keystone_get_or_create role member "")
     [[ -n $member_role ]] || die $LINENO "placement: keystone has no member role"
-    api request PUT "/v3/projects/$project_id/users/$user_id/roles/$service_role" --expect 204
-    api request PUT "/v3/projects/$project_id/users/$user_id/roles/$member_role" --expect 204
-    api request PUT "/v3/projects/$project_id/users/$reader_id/roles/$member_role" --expect 204
+    oshttp request PUT "/v3/projects/$project_id/users/$user_id/roles/$service_role" --expect 204
+    oshttp request PUT "/v3/projects/$project_id/users/$user_id/roles/$member_role" --expect 204
+    oshttp request PUT "/v3/projects/$project_id/users/$reader_id/roles/$member_role" --expect 204
     resource_save placement project_id "$project_id"
     resource_save placement user_id "$user_id"
     resource_save placement reader_id "$reader_id"
-    save endpoint api endpoint placement
+    save endpoint oshttp endpoint placement
 
     # From here on: the non-admin service user.
     login "$PLACEMENT_GRENADE_USER"
@@ -212,20 +175,23 @@ function verify {
     consumer=$(resource_get placement consumer_uuid)
     project_id=$(resource_get placement project_id)
     login "$PLACEMENT_GRENADE_USER"
-    check resource_provider "provider $rp (${side:-any})" check_provider "$rp"
-    check inventories "inventories of $rp as saved" same inventories snapshot_inventories "$rp"
-    check usages "usages of $rp as saved" same usages snapshot_usages "$rp"
-    check traits "traits of $rp as saved" same traits snapshot_traits "$rp"
-    check allocation "allocation of consumer $consumer as saved" \
+    resource_check placement resource_provider "provider $rp (${side:-any})" check_provider "$rp"
+    resource_check placement inventories "inventories of $rp as saved" \
+        same inventories snapshot_inventories "$rp"
+    resource_check placement usages "usages of $rp as saved" same usages snapshot_usages "$rp"
+    resource_check placement traits "traits of $rp as saved" same traits snapshot_traits "$rp"
+    resource_check placement allocation "allocation of consumer $consumer as saved" \
         same allocation snapshot_allocation "$consumer"
     login "$PLACEMENT_GRENADE_READER"
-    check project_usages "usages of project $project_id, read by a project reader" \
+    resource_check placement project_usages \
+        "usages of project $project_id, read by a project reader" \
         same project_usages snapshot_project_usages "$project_id"
     resource_checks_done placement
 }
 
+# db_rows sql - rows of a query on placement's own database.
 function db_rows {
-    dbquery "$(iniget "$PLACEMENT_CONF" placement_database connection)" "$1"
+    dbquery_conf "$PLACEMENT_CONF" placement_database "$1"
 }
 
 function check_db_provider {
@@ -264,11 +230,12 @@ function verify_noapi {
     rp=$(resource_get placement rp_uuid)
     consumer=$(resource_get placement consumer_uuid)
     endpoint=$(resource_get placement endpoint)
-    check placement_api_down "nothing accepts connections at $endpoint" api refused "$endpoint"
-    check resource_provider "row of provider $rp" check_db_provider "$rp"
-    check inventories "3 inventory rows of $rp" check_db_inventory "$rp"
-    check traits "trait rows of $rp" check_db_traits "$rp"
-    check allocation "allocation rows of consumer $consumer" check_db_allocation "$consumer" \
+    resource_check_api_down placement placement_api_down "$endpoint"
+    resource_check placement resource_provider "row of provider $rp" check_db_provider "$rp"
+    resource_check placement inventories "3 inventory rows of $rp" check_db_inventory "$rp"
+    resource_check placement traits "trait rows of $rp" check_db_traits "$rp"
+    resource_check placement allocation "allocation rows of consumer $consumer" \
+        check_db_allocation "$consumer" \
         "$(resource_get placement project_id)" "$(resource_get placement user_id)"
     resource_checks_done placement
 }
@@ -285,29 +252,16 @@ function destroy {
         placement DELETE "/resource_providers/$rp" --expect 204,404
     fi
     placement DELETE "/traits/$PLACEMENT_GRENADE_CUSTOM_TRAIT" --expect 204,404
-    admin_login
+    os_login
     for id in "$(resource_get placement user_id)" "$(resource_get placement reader_id)"; do
         if [[ -n $id ]]; then
-            api request DELETE "/v3/users/$id" --expect 204,404
+            oshttp request DELETE "/v3/users/$id" --expect 204,404
         fi
     done
     id=$(resource_get placement project_id)
     if [[ -n $id ]]; then
-        api request DELETE "/v3/projects/$id" --expect 204,404
+        oshttp request DELETE "/v3/projects/$id" --expect 204,404
     fi
 }
 
-case $1 in
-    create)
-        create
-        ;;
-    verify)
-        verify "${2:-}"
-        ;;
-    verify_noapi)
-        verify_noapi
-        ;;
-    destroy)
-        destroy
-        ;;
-esac
+resource_dispatch "$@"

@@ -4,25 +4,12 @@
 # (db sync, online data migrations), ``placement-status upgrade check``,
 # then start with the configuration the base release wrote.
 
-echo "*********************************************************************"
-echo "Begin $0"
-echo "*********************************************************************"
-
-cleanup() {
-    set +o errexit
-    echo "*********************************************************************"
-    echo "ERROR: Abort $0"
-    echo "*********************************************************************"
-    trap 2
-    kill -2 $$
-}
-trap cleanup SIGHUP SIGINT SIGTERM
-
 RUN_DIR=$(cd "$(dirname "$0")" && pwd)
 
 source "$GRENADE_DIR/grenaderc"
 source "$GRENADE_DIR/functions"
 
+upgrade_begin
 set -o errexit
 
 source "$TARGET_DEVSTACK_DIR/stackrc"
@@ -32,7 +19,7 @@ source "$TARGET_DEVSTACK_DIR/lib/placement"
 
 set -o xtrace
 
-[[ -d $SAVE_DIR/etc.placement ]] || cp -pr "$PLACEMENT_CONF_DIR" "$SAVE_DIR/etc.placement"
+save_config_dir placement "$PLACEMENT_CONF_DIR"
 
 stack_install_service placement
 
@@ -55,7 +42,4 @@ start_placement
 
 ensure_services_started placement-api
 
-set +o xtrace
-echo "*********************************************************************"
-echo "SUCCESS: End $0"
-echo "*********************************************************************"
+upgrade_end

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import SIDES, Command, DeployContext, RunPaths, Side
-from ..base import BaseDeployer, configured_services
+from ..base import BaseDeployer
 from ..localconf import (
     LAYOUT,
     configure_tree,
@@ -32,9 +32,9 @@ def lite_layout(ctx: DeployContext, side: Side) -> dict[str, object]:
     layout: dict[str, object] = {
         "DEST": ctx.release_dir(side),
         "DATA_DIR": ctx.stack_root / "data",
-        "DATABASE_TYPE": ctx.config.get("database", "postgresql"),
+        "DATABASE_TYPE": ctx.config.database,
     }
-    services = configured_services(ctx.config)
+    services = ctx.config.enabled_services
     if services:
         layout["ENABLED_SERVICES"] = services
     return layout
@@ -64,7 +64,7 @@ class LiteDeployer(BaseDeployer):
 
     def check(self, ctx: DeployContext) -> None:
         check_prerequisites(ctx)
-        user_localrc_lines(ctx.config.get("localrc"))
+        user_localrc_lines(ctx.config.localrc)
 
     def enabled_services(self, ctx: DeployContext) -> str:
         return planned_services(ctx, render_lite_local_conf)

@@ -87,7 +87,7 @@ def _python_problems(ctx: DeployContext) -> list[str]:
 
 
 def _database_problems(ctx: DeployContext) -> list[str]:
-    database = ctx.config.get("database", "postgresql")
+    database = ctx.config.database
     if database not in DATABASES:
         return [
             f"config key 'database': the lite tree supports postgresql and sqlite, not {database!r}"
