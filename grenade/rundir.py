@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import REPO_DIR, SHELL_DIR
 from .config import GrenadeConfig
+from .config_sources import DEFAULTS
 
 SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 FALLBACK_DEVSTACK = REPO_DIR / "devstack_trees" / "lite"
@@ -77,6 +78,26 @@ def localrc_lines(values: Mapping[str, object]) -> list[str]:
     return lines
 
 
+def shell_defaults() -> str:
+    """grenaderc's defaults for what is also run configuration, from the one table of
+    defaults (grenade.config_sources.DEFAULTS): `X=${X:-value}`, so localrc and the
+    environment still win."""
+    values = {
+        "STACK_ROOT": DEFAULTS["stack_root"],
+        "BASE_RELEASE": DEFAULTS["trees"]["base_name"],
+        "TARGET_RELEASE": DEFAULTS["trees"]["target_name"],
+        "BASE_DEVSTACK_BRANCH": DEFAULTS["base"]["branch"],
+        "TARGET_DEVSTACK_BRANCH": DEFAULTS["target"]["branch"],
+        "VERIFY_RESOURCES": DEFAULTS["verify_resources"],
+        "RUN_SMOKE": DEFAULTS["run_smoke"],
+    }
+    lines = ["# written by grenade from grenade.config_sources.DEFAULTS; sourced by grenaderc"]
+    for line in localrc_lines(values):
+        name, value = line.split("=", 1)
+        lines.append(f"{name}=${{{name}:-{value}}}")
+    return "\n".join(lines) + "\n"
+
+
 def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, extra_pluginrc: list[str]) -> None:
     """Populate GRENADE_DIR from the package's shell library and the run's config."""
     gdir = paths.grenade_dir
@@ -84,6 +105,7 @@ def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, extra_pluginrc: list[str
     shutil.copytree(
         SHELL_DIR, gdir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
     )
+    (gdir / "defaults").write_text(shell_defaults())
     fallback = gdir / "devstack"
     fallback.mkdir(exist_ok=True)
     for name in FALLBACK_FILES:

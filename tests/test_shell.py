@@ -878,3 +878,37 @@ def test_ping_check_public_never_runs_its_address(env, tmp_path):
     assert "Couldn't ping server 127.0.0.1; touch" in err(proc) + out(proc)
     proc = run(PRELUDE + "ping_check_public 127.0.0.1 5 True && echo reachable", env, check=False)
     assert "reachable" in out(proc)
+
+
+def test_grenaderc_defaults_come_from_the_python_defaults(tmp_path):
+    from grenade.config_sources import DEFAULTS
+
+    env = genv.make_grenade_dir(tmp_path)
+    gdir = Path(env["GRENADE_DIR"])
+    (gdir / "localrc").write_text("")  # nothing from a run: only the defaults speak
+    env.pop("SAVE_DIR")
+    script = (
+        'source "$GRENADE_DIR/grenaderc"; '
+        'echo "$STACK_ROOT|$BASE_RELEASE|$TARGET_RELEASE|$BASE_DEVSTACK_BRANCH|'
+        '$TARGET_DEVSTACK_BRANCH|$VERIFY_RESOURCES"'
+    )
+    proc = genv.bash(script, env, check=True)
+    assert proc.stdout.decode().strip() == "|".join(
+        [
+            DEFAULTS["stack_root"],
+            DEFAULTS["trees"]["base_name"],
+            DEFAULTS["trees"]["target_name"],
+            DEFAULTS["base"]["branch"],
+            DEFAULTS["target"]["branch"],
+            "True",
+        ]
+    )
+    # a localrc value still wins over a default
+    (gdir / "localrc").write_text("TARGET_DEVSTACK_BRANCH=master\n")
+    proc = genv.bash('source "$GRENADE_DIR/grenaderc"; echo "$TARGET_DEVSTACK_BRANCH"', env)
+    assert proc.stdout.decode().strip() == "master"
+    # without the file setup writes, grenaderc says what is wrong instead of guessing
+    (gdir / "defaults").unlink()
+    proc = genv.bash('source "$GRENADE_DIR/grenaderc" || echo "status $?"', env)
+    assert "grenaderc: " in proc.stderr.decode() and "defaults is missing" in proc.stderr.decode()
+    assert proc.stdout.decode().strip() == "status 1"
