@@ -1,9 +1,9 @@
 """The resource store: ``$SAVE_DIR/grenade_db.ini``, shared with the bash side.
 
 Plugins remember resources between phases with ``resource_save project key value``
-and ``resource_get project key`` (``grenade/shell/inc/plugin``); this module reads and
-writes the same file with the same rules, so either side can write what the other
-reads:
+and ``resource_get project key`` (``grenade/shell/inc/plugin``, the one writer of
+values); this module reads the file with the same rules, and empties it when a run
+starts:
 
 * One ``[section]`` per key space (sections are shared: neutron saves under
   ``network``, nova reads from it), lines ``key = value``; the first matching line of
@@ -13,8 +13,8 @@ reads:
   trailing or double blanks, glob characters, a leading ``-n``-like echo option,
   text starting with the marker) is stored as ``grenade-b64:<base64 of the UTF-8
   bytes>``.  Nothing is ever evaluated.
-* Writers hold ``flock`` on ``<file>.lock`` and replace the file atomically, so
-  readers need no lock.
+* Writers (bash's ``resource_save``, ``clear`` here) hold ``flock`` on
+  ``<file>.lock`` and replace the file atomically, so readers need no lock.
 
 ``read_results`` reads the ``resource_result`` reports (one JSON object per line).
 """
@@ -72,16 +72,6 @@ def decode_value(stored: str) -> str:
     if stored.startswith(MARKER):
         return _to_text(base64.b64decode(stored[len(MARKER) :], validate=True))
     return stored
-
-
-def _check_name(what: str, name: str) -> None:
-    bad = not name or "\n" in name or "\r" in name or name != name.strip(_ASCII_SPACE)
-    if what == "key":
-        bad = bad or "=" in name or name[:1] in ("[", "#", ";")
-    else:
-        bad = bad or "]" in name
-    if bad:
-        raise ValueError(f"resource store: bad {what} name {name!r}")
 
 
 def _header(line: str) -> str | None:
@@ -146,16 +136,6 @@ class ResourceStore:
                     return decode_value(stored)
         return None
 
-    def set(self, section: str, key: str, value: str) -> None:
-        """Store ``value``; replaces the key in place or appends it to its section."""
-        _check_name("section", section)
-        _check_name("key", key)
-        if not isinstance(value, str):
-            raise TypeError(f"resource values are text, not {type(value).__name__}")
-        new = f"{key} = {encode_value(value)}"
-        with self._locked():
-            self._replace(_set_line(self._lines(), section, key, new))
-
     def sections(self) -> dict[str, dict[str, str]]:
         """Every section with its keys and decoded values (first line of a key wins)."""
         result: dict[str, dict[str, str]] = {}
@@ -177,40 +157,6 @@ class ResourceStore:
         """Empty the store (the start of a run)."""
         with self._locked():
             self._replace([])
-
-
-def _set_line(lines: list[str], section: str, key: str, new: str) -> list[str]:
-    """``lines`` with ``new`` set for ``key`` in ``section`` (bash's _grenade_db_write)."""
-    out: list[str] = []
-    inside = done = False
-    last = -1  # index in out of the last non-blank line of the current section
-    for line in lines:
-        name = _header(line)
-        if name is not None:
-            if inside and not done:
-                out.insert(last + 1, new)
-                done = True
-            inside = name == section
-            out.append(line)
-            last = len(out) - 1
-            continue
-        if inside and _value_of(line, key) is not None:
-            if not done:
-                out.append(new)
-                done = True
-                last = len(out) - 1
-            continue
-        out.append(line)
-        if inside and line.strip(_ASCII_SPACE):
-            last = len(out) - 1
-    if not done:
-        if inside:
-            out.insert(last + 1, new)
-        else:
-            if out and out[-1].strip(_ASCII_SPACE):
-                out.append("")
-            out += [f"[{section}]", new]
-    return out
 
 
 def read_results(save_dir: str | os.PathLike[str]) -> list[dict[str, str]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from .errors import ConfigError, TreeError
 from .plugins import discover_settings, load_settings
 from .record import PluginRecord, SetupRecord, TreeRecord
+from .resources import ResourceStore
 from .rundir import pluginrc_line, write_grenade_dir
 from .session import Session
 from .trees import TreeSpec, parse_pluginrc, prepare_plugin, prepare_tree, tree_sha
@@ -170,5 +171,5 @@ def init_save_dir(session: Session) -> None:
     """A new run starts with an empty resource store (the original's init_grenade_db)."""
     save = session.paths.save_dir
     save.mkdir(parents=True, exist_ok=True)
-    (save / "grenade_db.ini").write_text("\n")
+    ResourceStore.in_save_dir(save).clear()
     (save / "resource-results.jsonl").unlink(missing_ok=True)
