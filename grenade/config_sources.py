@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from . import REPO_DIR
+from . import PACKAGE_DIR, PROJECTS_DIR
 from .deployers.registry import DEPLOYERS
 from .errors import ConfigError
 
@@ -75,7 +75,7 @@ DEFAULTS: dict[str, Any] = {
         "target_name": "new",
         "cache_dir": None,
     },
-    "projects_dirs": [str(REPO_DIR / "projects")],
+    "projects_dirs": [str(PROJECTS_DIR)],
     "plugins": [],
     "plugin_dir": None,
     "enabled_services": "key,placement-api",
@@ -107,7 +107,7 @@ def _shell_vars(value: dict[str, Any]) -> str | None:
     for key, val in value.items():
         if not (isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key)):
             return f"has {key!r}, which is not a shell variable name"
-        if not isinstance(val, str | int | float | bool):
+        if val is not None and not isinstance(val, str | int | float | bool):
             return f"{key} must be a string, number or bool, got {_type_name(val)}"
     return None
 
@@ -129,10 +129,13 @@ def _stack_root(value: str) -> str | None:
     if not value.strip():
         return "must not be empty"
     root = Path(value).expanduser().absolute()
-    # clean removes what it made under stack_root: never let that reach the checkout
-    # or a system directory.
-    if root == Path("/") or root == REPO_DIR or root in REPO_DIR.parents:
-        return f"must not be / or contain the grenade checkout, got {value!r}"
+    # clean removes what it made under stack_root: never let that reach grenade itself
+    # (the installed package, or the checkout holding it) or a system directory.
+    if root == Path("/") or root == PACKAGE_DIR or root in PACKAGE_DIR.parents:
+        return (
+            f"must not be / or contain the grenade checkout or package ({PACKAGE_DIR}), "
+            f"got {value!r}"
+        )
     return None
 
 

@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import REPO_DIR, SHELL_DIR
+from . import LITE_TREE, SHELL_DIR
 from .config import GrenadeConfig
 from .config_sources import DEFAULTS
 
 SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-FALLBACK_DEVSTACK = REPO_DIR / "devstack_trees" / "lite"
+FALLBACK_DEVSTACK = LITE_TREE
 FALLBACK_FILES = ("functions", "functions-common", "inc")
 
 

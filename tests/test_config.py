@@ -102,6 +102,10 @@ def test_zuul_localrc_branches_apply_unless_config_sets_them(tmp_path: Path):
         ("smoke_command: [1, 2]", "'grenade.smoke_command' must be a list of strings"),
         ("grenade_localrc: {A-B: 1}", "has 'A-B', which is not a shell variable name"),
         ("localrc: {A: [1]}", "A must be a string, number or bool, got list"),
+        # were the deployer's checks (test_devstack_deployer.py): the config owns the rule
+        ("localrc: {NOT-A-NAME: x}", "has 'NOT-A-NAME', which is not a shell variable name"),
+        ("localrc: {X: [a]}", "X must be a string, number or bool, got list"),
+        ("localrc: X=1", "config key 'grenade.localrc' must be dict, got str"),
         ("timeout: 0", "'grenade.timeout' must be more than 0 seconds"),
         ("timeout: -5", "'grenade.timeout' must be more than 0 seconds"),
         ("stack_root: ''", "'grenade.stack_root' must not be empty"),
@@ -115,6 +119,11 @@ def test_bad_values_are_named(tmp_path: Path, text: str, message: str):
     with pytest.raises(ConfigError) as err:
         GrenadeConfig.from_file(path)
     assert str(err.value).startswith(f"{path}:2: ") and message in str(err.value)
+
+
+def test_an_empty_localrc_value_is_allowed(tmp_path: Path):
+    path = write(tmp_path / "run.yaml", "grenade:\n  localrc: {EMPTY: , SWITCH: true}\n")
+    assert GrenadeConfig.from_file(path).localrc == {"EMPTY": None, "SWITCH": True}
 
 
 def test_environment_strings_are_cast_strictly():

@@ -26,7 +26,7 @@ import git
 import pytest
 from conftest import typed_config
 
-from grenade import REPO_DIR
+from grenade import PROJECTS_DIR, SHELL_DIR
 from grenade.deployers import DeployContext, Deployer
 from grenade.deployers.lite import (
     BRANCHES,
@@ -40,10 +40,9 @@ from grenade.deployers.lite import (
 )
 from grenade.errors import DeployError
 
-SHELL_DIR = REPO_DIR / "grenade" / "shell"
 TOOLS = SHELL_DIR / "tools"
-FIXTURES = REPO_DIR / "tests" / "fixtures" / "lite"
-PROJECTS = REPO_DIR / "projects"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lite"
+PROJECTS = PROJECTS_DIR
 
 # The series' service versions each lock must pin (shared/reference/openstack-on-pypi.md).
 SERIES = {

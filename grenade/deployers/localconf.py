@@ -213,17 +213,12 @@ def render_localrc_auto(local_conf: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def user_localrc_lines(values: object) -> list[str]:
-    """``NAME=value`` lines for the run configuration's ``localrc`` mapping.
-
-    Rendered by ``grenade.rundir.localrc_lines`` (the one ``K=V`` renderer: values
-    quoted, never evaluated); errors name the config key ``localrc.<NAME>``.
-    """
-    if values is None:
-        return []
-    if not isinstance(values, Mapping):
-        raise DeployError(f"config key 'localrc' must be a mapping of NAME: value, got {values!r}")
-    return _checked_lines(values, "config key 'localrc.{key}'")
+def user_localrc_lines(values: Mapping[str, object]) -> list[str]:
+    """``NAME=value`` lines for the run configuration's ``localrc`` mapping (an empty
+    value is an empty string), rendered by ``grenade.rundir.localrc_lines``: values
+    quoted, never evaluated. The configuration checked names and values when it was
+    loaded (grenade.config_sources), naming the file and line."""
+    return localrc_lines({k: "" if v is None else v for k, v in values.items()})
 
 
 def _checked_lines(values: Mapping[str, object], where_fmt: str) -> list[str]:

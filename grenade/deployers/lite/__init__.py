@@ -1,6 +1,6 @@
 """The lite deployer: the embedded default, a real upgrade on one ordinary machine.
 
-The lite devstack tree (``devstack_trees/lite/``) deploys REAL keystone and placement
+The lite devstack tree (``grenade/devstack_trees/lite/``) deploys REAL keystone and placement
 from PyPI into one virtualenv per release, runs them as supervised processes on a
 private PostgreSQL cluster, and provides the devstack files and functions grenade
 plugins source. This package turns that tree into something grenade can check out,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grenade import REPO_DIR
+from grenade import LITE_TREE
 
-TREE_DIR = REPO_DIR / "devstack_trees" / "lite"
+TREE_DIR = LITE_TREE  # the source of every branch, shipped inside the package
 
 # Branch of the lite repository -> the release it deploys.
 BRANCHES: dict[str, str] = {

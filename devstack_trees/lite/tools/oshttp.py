@@ -1,1 +1,0 @@
-../../../grenade/shell/tools/oshttp.py
