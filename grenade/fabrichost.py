@@ -12,6 +12,7 @@ built with shlex: no value from a step reaches the remote shell unquoted.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import re
 import shlex
@@ -171,13 +172,12 @@ class FabricHost:
         if not self.root and as_user(user, kill, self.user, False) != kill:
             # tail is ours, the hook's processes are `user`'s (under sudo): kill as both
             commands.append(as_user(user, kill, self.user, False))
-        try:
+        # on a timeout the channel is closed; the next round (or GIVE_UP) follows
+        with contextlib.suppress(CommandTimedOut):
             self.connection.run(
                 "; ".join(shlex.join(c) for c in commands),
                 hide=True, warn=True, in_stream=False, timeout=COMMAND_TIMEOUT,
             )  # fmt: skip
-        except CommandTimedOut:
-            pass  # the channel is closed; the next round (or GIVE_UP) follows
 
     def _kill_after_loss(self, pgid: int | None, user: str | None) -> str:
         """The hook runs on in its own session when the connection drops: reconnect
@@ -267,15 +267,11 @@ class FabricHost:
                 self._kill(err.pgid, "KILL", user)  # nothing of a killed step may outlive it
         except BaseException:
             if err.pgid is not None and self.connection.is_connected:
-                try:
+                with contextlib.suppress(Exception):
                     self._kill(err.pgid, "KILL", user)  # never leave a hook behind us
-                except Exception:
-                    pass
             runner.kill()
-            try:
+            with contextlib.suppress(Exception):  # ours is the error to report
                 promise.join()
-            except Exception:
-                pass  # ours is the error to report
             raise
         if broken:
             runner.kill()  # nobody reads the channel any more

@@ -11,7 +11,7 @@ import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,10 +53,8 @@ def swap_write(path: Path, data: str | bytes) -> None:
     prev = path.with_name(path.name + ".prev")
     try:
         prev.unlink(missing_ok=True)
-        try:
+        with suppress(FileNotFoundError):
             os.rename(path, prev)
-        except FileNotFoundError:
-            pass
         os.rename(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -98,7 +96,7 @@ class RunLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")
+        fh = open(self.path, "a+")  # noqa: SIM115  (held for the life of the task)
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -13,6 +13,7 @@ remote host gets grenade's variables, never this machine's environment.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import select
@@ -96,10 +97,8 @@ class Cancel:
         """Interrupt the run (async-signal-safe: a flag and one byte into a pipe)."""
         if self.signum is None:
             self.signum = signum
-            try:
+            with contextlib.suppress(OSError):
                 os.write(self._write, b"!")
-            except OSError:
-                pass
 
     @property
     def is_set(self) -> bool:
@@ -116,10 +115,8 @@ class Cancel:
 
     def close(self) -> None:
         for fd in (self._read, self._write):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def __enter__(self) -> Cancel:
         return self

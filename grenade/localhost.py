@@ -9,6 +9,7 @@ run's cancel token is set: SIGTERM first, SIGKILL after a grace period.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shlex
@@ -25,10 +26,8 @@ FOLLOW_EVERY = 0.2  # seconds between reads of the step log while the hook runs
 
 
 def kill_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class LocalHost:

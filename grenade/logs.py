@@ -97,8 +97,9 @@ class RunLog:
         self.console = console if console is not None else sys.stdout
         self.verbose = verbose
         self.lock = threading.Lock()  # the hosts of a group write from their own threads
-        self.main = open(logs_dir / "grenade.log", "a", buffering=1)
-        self.summary = open(logs_dir / "grenade.summary.log", "a", buffering=1)
+        # open for the life of the run; close() ends them
+        self.main = open(logs_dir / "grenade.log", "a", buffering=1)  # noqa: SIM115
+        self.summary = open(logs_dir / "grenade.summary.log", "a", buffering=1)  # noqa: SIM115
         for link, target in LEGACY_LINKS.items():
             path = logs_dir / link
             if not path.is_symlink():

@@ -23,6 +23,7 @@ the two a run uses.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shlex
@@ -418,10 +419,8 @@ def _resolve(
         if sha is None and _FULL_SHA.fullmatch(ref):
             # Not on any branch or tag: servers may still serve it by id. Pin it so the
             # mirror keeps it reachable.
-            try:
+            with contextlib.suppress(TreeError):
                 _git(source, url, wanted, "fetch", "-q", "origin", f"{ref}:refs/grenade/pins/{ref}")
-            except TreeError:
-                pass
             sha = _rev(repo, ref)
         if sha is not None:
             return None, sha

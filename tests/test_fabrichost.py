@@ -166,9 +166,12 @@ def test_a_failing_sink_raises_and_leaves_nothing_running(host, tmp_path):
     local = tmp_path / "local"
     local.mkdir()
     start = time.monotonic()
-    with Cancel() as cancel, LogSink(local / "step.log", broken) as sink:
-        with pytest.raises(Exception, match="disk full"):
-            host.run(["bash", "-c", f"echo $$ > {tmp_path}/pgid; echo hi; sleep 300"],
+    with (
+        Cancel() as cancel,
+        LogSink(local / "step.log", broken) as sink,
+        pytest.raises(Exception, match="disk full"),
+    ):
+        host.run(["bash", "-c", f"echo $$ > {tmp_path}/pgid; echo hi; sleep 300"],
                      env={}, sink=sink, cancel=cancel, timeout=60)  # fmt: skip
     assert time.monotonic() - start < 10
     time.sleep(0.2)

@@ -148,16 +148,19 @@ def test_group_interrupted_while_waiting_stops_every_host(tmp_path, monkeypatch)
 
     threading.Thread(target=interrupt).start()
     start = time.monotonic()
-    with LogSink(tmp_path / "one.log") as s1, LogSink(tmp_path / "two.log") as s2:
-        with pytest.raises(KeyboardInterrupt):
-            group.run(
-                ["bash", "-c", script],
-                env={},
-                cwd=tmp_path,
-                timeout=30,
-                sinks={"one": s1, "two": s2},
-                cancel=cancel,
-            )
+    with (
+        LogSink(tmp_path / "one.log") as s1,
+        LogSink(tmp_path / "two.log") as s2,
+        pytest.raises(KeyboardInterrupt),
+    ):
+        group.run(
+            ["bash", "-c", script],
+            env={},
+            cwd=tmp_path,
+            timeout=30,
+            sinks={"one": s1, "two": s2},
+            cancel=cancel,
+        )
     assert cancel.signum == signal.SIGINT
     assert time.monotonic() - start < 10  # not after the hooks' own 60 s
     pids = [int(p.read_text()) for p in tmp_path.glob("pid.*")]

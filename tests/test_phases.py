@@ -553,10 +553,8 @@ def test_list_shows_every_task():
 
 def test_second_run_in_process_refused(run_yaml):
     config = run_yaml()
-    with make_run(config):
-        with pytest.raises(StateError):
-            with make_run(config):
-                pass
+    with make_run(config), pytest.raises(StateError), make_run(config):
+        pass
 
 
 def test_smoke_command_honours_base_run_smoke(run_yaml):
