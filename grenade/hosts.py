@@ -212,28 +212,31 @@ class HostGroup:
         if len(self.hosts) == 1:
             return {self.hosts[0].name: one(self.hosts[0])}
         results: dict[str, Result] = {}
+        # Each host says when it is done. Not Thread.join: interrupted inside it,
+        # CPython may mark a thread that still runs as finished.
+        done = {h.name: threading.Event() for h in self.hosts}
 
         def worker(host: Host) -> None:
-            results[host.name] = one(host)
+            try:
+                results[host.name] = one(host)
+            finally:
+                done[host.name].set()
 
-        threads = [
-            threading.Thread(target=worker, args=(h,), name=f"host-{h.name}") for h in self.hosts
-        ]
-        for t in threads:
-            t.start()
+        for h in self.hosts:
+            threading.Thread(target=worker, args=(h,), name=f"host-{h.name}").start()
         try:
-            for t in threads:
+            for event in done.values():
                 # Woken now and then: a signal delivered to a host's thread runs its
                 # Python handler only once the main thread runs again.
-                while t.is_alive():
-                    t.join(JOIN_POLL)
+                while not event.wait(JOIN_POLL):
+                    pass
         except BaseException as exc:
             # Interrupted while waiting (a KeyboardInterrupt outside the runner's
             # signal guard): the hosts stop their commands before the sinks they
             # write to are closed under them.
             cancel.set(signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM)
-            for t in threads:
-                t.join()
+            for event in done.values():
+                event.wait()
             raise
         return {name: results[name] for name in self.names}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StateError
-from .files import atomic_write, read_swapped, swap_write  # noqa: F401  (devstack.py; to go)
+from .files import read_swapped, swap_write
 from .hosts import CONTROLLER
 from .record import SetupRecord
 
