@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from . import resume
-from .errors import ConfigError, GrenadeError
+from .errors import ConfigError
 from .events import Observer
 from .plan import COARSE, KINDS, RESOURCE_PHASES, format_plan
 from .runner import StepRunner
@@ -121,4 +121,4 @@ def kinds_between(start: str | None, end: str | None) -> Sequence[str]:
     return list(KINDS[lo : hi + 1])
 
 
-__all__ = ["GrenadeError", "Session", "coarse_kinds", "kinds_between", "run", "run_kinds", "setup"]
+__all__ = ["coarse_kinds", "kinds_between", "print_plan", "run", "run_kinds", "setup"]

@@ -52,21 +52,26 @@ def echo_project(root: Path) -> Path:
     return root / "projects"
 
 
+def echo_session(tmp_path: Path, hosts: list | None = None, **config) -> Session:
+    """A session on the echo project; its controller group is `hosts` (this machine)."""
+    path = write_config(
+        tmp_path / "run.yaml",
+        tmp_path / "stack",
+        projects_dirs=[str(echo_project(tmp_path))],
+        enabled_services="",
+        **config,
+    )
+    inventory = Inventory({"controller": hosts}) if hosts else None
+    return Session(GrenadeConfig.from_file(path), console=io.StringIO(), inventory=inventory)
+
+
 @pytest.fixture
 def two_hosts(sshd_server, tmp_path):
     """A session whose controller group is this machine and the Fabric host."""
 
     def make(**config) -> Session:
-        path = write_config(
-            tmp_path / "run.yaml",
-            tmp_path / "stack",
-            projects_dirs=[str(echo_project(tmp_path))],
-            enabled_services="",
-            **config,
-        )
         remote = sshd_server.make_host("remote", log_dir=str(tmp_path / "remote-logs"))
-        inventory = Inventory({"controller": [LocalHost(), remote]})
-        return Session(GrenadeConfig.from_file(path), console=io.StringIO(), inventory=inventory)
+        return echo_session(tmp_path, [LocalHost(), remote], **config)
 
     return make
 
@@ -172,17 +177,8 @@ class Recorder:
 
 
 def test_observers_hear_every_step_start_and_end(tmp_path):
-    path = write_config(
-        tmp_path / "run.yaml",
-        tmp_path / "stack",
-        projects_dirs=[str(echo_project(tmp_path))],
-        enabled_services="",
-    )
-    inventory = Inventory({"controller": [LocalHost("one"), LocalHost("two")]})
     recorder = Recorder()
-    with Session(
-        GrenadeConfig.from_file(path), console=io.StringIO(), inventory=inventory
-    ) as session:
+    with echo_session(tmp_path, [LocalHost("one"), LocalHost("two")]) as session:
         phases.setup(session)
         plan = session.plan()
         (session.paths.save_dir / "fail-create-local").touch()
@@ -207,13 +203,7 @@ def test_observers_hear_every_step_start_and_end(tmp_path):
 def test_state_shows_the_running_step_while_its_hook_runs(tmp_path, monkeypatch):
     # The previous steps' records reach the disk while the next hook runs.
     monkeypatch.setattr(hosts, "KILL_GRACE", 1.0)
-    path = write_config(
-        tmp_path / "run.yaml",
-        tmp_path / "stack",
-        projects_dirs=[str(echo_project(tmp_path))],
-        enabled_services="",
-        timeout=3,
-    )
+
     seen: dict = {}
 
     class Peek(Recorder):
@@ -228,7 +218,7 @@ def test_state_shows_the_running_step_while_its_hook_runs(tmp_path, monkeypatch)
 
                 threading.Thread(target=look).start()
 
-    with Session(GrenadeConfig.from_file(path), console=io.StringIO()) as session:
+    with echo_session(tmp_path, timeout=3) as session:
         phases.setup(session)
         (session.paths.save_dir / "hang-create-local").touch()
         plan = session.plan()
@@ -251,13 +241,7 @@ def test_plan_steps_name_their_group(run_yaml):
 
 
 def test_step_group_missing_from_inventory_is_named(tmp_path):
-    path = write_config(
-        tmp_path / "run.yaml",
-        tmp_path / "stack",
-        projects_dirs=[str(echo_project(tmp_path))],
-        enabled_services="",
-    )
-    with Session(GrenadeConfig.from_file(path), console=io.StringIO()) as session:
+    with echo_session(tmp_path) as session:
         phases.setup(session)
         first = Step("create", "echo", ("touch", str(tmp_path / "ran")))
         step = Step("destroy", "echo", ("true",), group="subnode")
@@ -278,16 +262,7 @@ def test_sigint_during_a_group_step_kills_every_host_and_ends_the_run(tmp_path, 
     import threading
 
     monkeypatch.setattr(hosts, "KILL_GRACE", 1.0)
-    path = write_config(
-        tmp_path / "run.yaml",
-        tmp_path / "stack",
-        projects_dirs=[str(echo_project(tmp_path))],
-        enabled_services="",
-    )
-    inventory = Inventory({"controller": [LocalHost("local"), LocalHost("other")]})
-    with Session(
-        GrenadeConfig.from_file(path), console=io.StringIO(), inventory=inventory
-    ) as session:
+    with echo_session(tmp_path, [LocalHost("local"), LocalHost("other")]) as session:
         phases.setup(session)
         (session.paths.save_dir / "hang-create-local").touch()
         pids = session.paths.save_dir / "hung-local.pids"
