@@ -14,6 +14,7 @@ from pathlib import Path
 import git
 import pytest
 from conftest import REPO, invoke, trace
+from faults import fault
 
 from grenade import phases
 from grenade.config import GrenadeConfig
@@ -220,6 +221,12 @@ FAILING = [
 ]
 
 
+@fault(
+    "base",
+    "a hook fails, in each of the 11 phases",
+    "the hook's code",
+    "stops at the step; the message names step, project, phase, host, script, log and its tail; state and resource memory kept",
+)
 @pytest.mark.parametrize("kind,script", FAILING)
 def test_failure_in_each_phase_names_everything(run_yaml, monkeypatch, kind, script):
     config = run_yaml()
@@ -251,6 +258,12 @@ def test_failure_message_shows_log_tail_and_exit_code(run_yaml, monkeypatch):
     assert (config.parent / "stack/logs/grenade.sh.log").resolve().name == "grenade.log"
 
 
+@fault(
+    "base",
+    "a hook hangs (with a background child)",
+    124,
+    "its process group is killed at the timeout (TERM, then KILL after the grace); the message says timed out",
+)
 def test_hung_hook_and_children_killed_at_timeout(run_yaml, monkeypatch):
     config = run_yaml(timeout=2)
     monkeypatch.setenv("HANG_IN", "create/alpha")
@@ -351,6 +364,12 @@ def test_resume_refused_when_tree_moved(run_yaml, tmp_path):
     assert "target_tree" in proc.stderr
 
 
+@fault(
+    "base",
+    "a second run on the same stack_root (and SIGTERM to the first)",
+    "1 / 143",
+    "the second is refused naming the pid holding the lock; SIGTERM ends the first with 143",
+)
 def test_second_run_on_same_stack_root_refused(run_yaml, monkeypatch):
     config = run_yaml()
     monkeypatch.setenv("HANG_IN", "create/alpha")
@@ -382,6 +401,12 @@ def test_second_run_on_same_stack_root_refused(run_yaml, monkeypatch):
     assert not _alive(child)
 
 
+@fault(
+    "base",
+    "SIGINT while a hook runs",
+    130,
+    "the hook's process group is killed; the step is recorded failed with the signal; done steps stay done",
+)
 def test_sigint_exits_130(run_yaml, monkeypatch):
     config = run_yaml()
     monkeypatch.setenv("HANG_IN", "verify-pre/alpha")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_config
+from faults import fault
 
 from grenade import hosts, phases
 from grenade.config import GrenadeConfig
@@ -110,6 +111,12 @@ def test_each_step_runs_on_both_hosts_and_records_both(two_hosts):
     assert "[remote] create echo resources.sh create on remote" in main
 
 
+@fault(
+    "base",
+    "a hook fails on one host of a two-host group",
+    "the hook's code",
+    "the message names the host, the group (1 of 2 failed), its log and tail; the other host is recorded done",
+)
 def test_failure_on_one_host_names_that_host(two_hosts):
     with two_hosts() as session:
         phases.setup(session)
