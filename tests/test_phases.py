@@ -225,7 +225,8 @@ FAILING = [
     "base",
     "a hook fails, in each of the 11 phases",
     "the hook's code",
-    "stops at the step; the message names step, project, phase, host, script, log and its tail; state and resource memory kept",
+    "stops at the step; the message names step, project, phase, host, script, "
+    "log and its tail; state and resource memory kept",
 )
 @pytest.mark.parametrize("kind,script", FAILING)
 def test_failure_in_each_phase_names_everything(run_yaml, monkeypatch, kind, script):
@@ -262,7 +263,8 @@ def test_failure_message_shows_log_tail_and_exit_code(run_yaml, monkeypatch):
     "base",
     "a hook hangs (with a background child)",
     124,
-    "its process group is killed at the timeout (TERM, then KILL after the grace); the message says timed out",
+    "its process group is killed at the timeout (TERM, then KILL after the grace); "
+    "the message says timed out",
 )
 def test_hung_hook_and_children_killed_at_timeout(run_yaml, monkeypatch):
     config = run_yaml(timeout=2)
@@ -405,7 +407,8 @@ def test_second_run_on_same_stack_root_refused(run_yaml, monkeypatch):
     "base",
     "SIGINT while a hook runs",
     130,
-    "the hook's process group is killed; the step is recorded failed with the signal; done steps stay done",
+    "the hook's process group is killed; "
+    "the step is recorded failed with the signal; done steps stay done",
 )
 def test_sigint_exits_130(run_yaml, monkeypatch):
     config = run_yaml()

@@ -115,7 +115,8 @@ def test_each_step_runs_on_both_hosts_and_records_both(two_hosts):
     "base",
     "a hook fails on one host of a two-host group",
     "the hook's code",
-    "the message names the host, the group (1 of 2 failed), its log and tail; the other host is recorded done",
+    "the message names the host, the group (1 of 2 failed), its log and tail; "
+    "the other host is recorded done",
 )
 def test_failure_on_one_host_names_that_host(two_hosts):
     with two_hosts() as session:
