@@ -39,6 +39,7 @@ def stop_cloud(session: Session) -> None:
                 timeout=session.timeout,
                 cancel=cancel,
                 user=cmd.user,
+                run_log=session.log,
             )
             failed += [
                 f"{shlex.join(cmd.argv)} in {cmd.cwd} on {host}: {r.why()} (log {logs[host]})"

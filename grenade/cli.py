@@ -11,18 +11,21 @@ run.yaml`, `INVOKE_GRENADE_*`, `/etc/invoke.yaml` and `~/.invoke.yaml`, and, for
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
-from invoke import Collection, Context, Exit, Program, Task, task
+from invoke import Collection, Config, Context, Exit, Program, Task, task
+from invoke.util import yaml as invoke_yaml  # invoke's own (vendored) PyYAML
 
 from grenade import __version__, phases
 from grenade.clean import clean as clean_run
 from grenade.config import GrenadeConfig
-from grenade.config_sources import env_skeleton
+from grenade.config_sources import env_skeleton, yaml_error_text
 from grenade.errors import GrenadeError
-from grenade.plan import KIND_HELP, KINDS
+from grenade.plan import KIND_HELP, KINDS, format_plan
 from grenade.session import Session
 from grenade.summary import status_text
 
@@ -40,27 +43,70 @@ def _guard(body: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _session(c: Context, state_required: bool = True) -> Session:
-    return Session(GrenadeConfig.from_invoke(c.config), state_required=state_required)
+_invoke_load_yaml = Config._load_yaml
+
+
+def _load_yaml(config: Config, path: os.PathLike[str]) -> Any:
+    """invoke's loader of a YAML config file, its errors said in one line, exit 1.
+
+    `Program.run` reports an `Exit` raised while it loads the config files (`-f`,
+    the project's, the user's) as a message and an exit code; a YAMLError would
+    end in a 40-line traceback.
+    """
+    try:
+        data = _invoke_load_yaml(config, path)
+    except invoke_yaml.YAMLError as exc:
+        raise Exit(yaml_error_text(path, exc), code=1) from None
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise  # invoke skips a config file that is not there
+        raise Exit(f"{path}: cannot read config file: {exc.strerror}", code=1) from None
+    if data is not None and not isinstance(data, dict):
+        raise Exit(f"{path}: top level must be a mapping, not {type(data).__name__}", code=1)
+    return data
+
+
+# `python3 -m invoke` makes its own Program and Config before it imports tasks.py:
+# the class is all both entry points share. It reads /etc and ~ invoke.yaml before
+# that import, so a YAML error there is invoke's traceback; `grenade` covers them.
+for _name in ("_load_yaml", "_load_yml"):
+    setattr(Config, _name, _load_yaml)
+
+RESUME_HELP = "continue a failed run at its failed step (checks trees, projects, config)"
+
+
+def _session(c: Context, task: str, state_required: bool = True) -> Session:
+    cfg = GrenadeConfig.from_invoke(c.config)
+    return Session(cfg, state_required=state_required, task=task)
 
 
 @task(help={"force": "start a new run even if this stack_root is set up"})
 @_guard
 def setup(c, force=False):
     """Prepare trees, GRENADE_DIR, plugins and settings; print trees, SHAs and projects."""
-    with _session(c, state_required=not force) as session:
+    with _session(c, "setup", state_required=not force) as session:
         phases.setup(session, force=force)
 
 
-def _coarse(name: str, doc: str) -> Task:
+def _steps_task(name: str, kinds: tuple[str, ...], doc: str) -> Task:
+    """A task running the steps of `kinds` (a coarse phase, or one kind as `phase.X`)."""
+
     @_guard
-    def body(c, force=False):
-        with _session(c) as session:
-            phases.run_kinds(session, phases.coarse_kinds(name), force=force)
+    def body(c, force=False, resume=False):
+        with _session(c, name) as session:
+            phases.run_kinds(session, kinds, force=force, resume_failed=resume)
 
     body.__doc__ = doc
-    body.__name__ = name
-    return Task(body, name=name, help={"force": "re-run steps already done"})
+    body.__name__ = name.rpartition(".")[2].replace("-", "_")
+    return Task(
+        body,
+        name=name.rpartition(".")[2],
+        help={"force": "re-run steps already done", "resume": RESUME_HELP},
+    )
+
+
+def _coarse(name: str, doc: str) -> Task:
+    return _steps_task(name, phases.coarse_kinds(name), doc)
 
 
 base = _coarse("base", "Stack the base cloud, verify it, create resources and verify them.")
@@ -77,30 +123,36 @@ destroy = _coarse("destroy", "Destroy the resources (reverse project order).")
     help={
         "from": "first step kind to run (earlier ones are skipped, not checked)",
         "to": "last step kind to run",
-        "resume": "continue a failed run at its failed step (checks trees, projects, config)",
+        "resume": RESUME_HELP,
         "force": "start a new run from scratch",
     }
 )
 @_guard
 def run(c, from_=None, to=None, resume=False, force=False):
     """Run the whole flow: setup, base, upgrade, verify, destroy."""
-    with _session(c, state_required=not force) as session:
+    with _session(c, "run", state_required=not force) as session:
         phases.run(session, from_, to, resume_failed=resume, force=force)
 
 
 @task
 @_guard
 def plan(c):
-    """Print every step (phase, project, host group, argv, per-release script); run none."""
-    with _session(c) as session:
-        phases.print_plan(session)
+    """Print every step (phase, project, host group, argv, per-release script); run none.
+
+    While another run holds the stack_root, its plan is read without the lock."""
+    session = _session(c, "plan")
+    with session.reading() as locked:
+        if locked:
+            phases.print_plan(session)  # sets the stack_root up first if it is not
+        else:
+            session.console.write(format_plan(session.plan()) + "\n")
 
 
 @task
 @_guard
 def status(c):
     """Show the run state of this stack_root: each step, its status and duration."""
-    session = _session(c)
+    session = _session(c, "status")
     session.read_state()  # no lock: status works while a run is going on
     print(status_text(session))
 
@@ -109,7 +161,7 @@ def status(c):
 @_guard
 def clean(c, logs=False, trees=False):
     """Stop what the deployer started and remove the run's state (logs kept unless asked)."""
-    with _session(c, state_required=False) as session:
+    with _session(c, "clean", state_required=False) as session:
         clean_run(session, logs=logs, trees=trees)
 
 
@@ -123,18 +175,7 @@ def lock(c, release):
     print(f"{release}: {path} ({len(read_lock(path))} pins)")
 
 
-def _phase(kind: str) -> Task:
-    @_guard
-    def body(c, force=False):
-        with _session(c) as session:
-            phases.run_kinds(session, [kind], force=force)
-
-    body.__doc__ = KIND_HELP[kind]
-    body.__name__ = kind.replace("-", "_")
-    return Task(body, name=kind, help={"force": "re-run steps already done"})
-
-
-phase = Collection("phase", *(_phase(k) for k in KINDS))
+phase = Collection("phase", *(_steps_task(f"phase.{k}", (k,), KIND_HELP[k]) for k in KINDS))
 
 ns = Collection(setup, base, upgrade, verify, destroy, run, plan, status, clean, lock, phase)
 ns.configure({"grenade": env_skeleton()})

@@ -29,17 +29,22 @@ from .config_sources import (
     DEFAULTS,
     LOCALRC_KEYS,
     RUNTIME_KEYS,
+    SCHEMA,
+    describe_origin,
     has_path,
+    key_sources,
     layers_from_invoke,
     merge,
     read_localrc,
     validate_layer,
+    yaml_error_text,
     yaml_key_line,
 )
 from .errors import ConfigError
 from .trees import release_name
 
 SIDES = ("base", "target")
+DEFAULT_ORIGIN = "grenade's default"  # where a key no source sets comes from
 
 
 @dataclass(frozen=True)
@@ -99,15 +104,20 @@ class GrenadeConfig:
     stack_user: str | None
     database: str
     verbose: bool
+    secret_names: tuple[str, ...]  # masked besides devstack's *_PASSWORD, *_TOKEN...
     # the merged, validated source: what the resume fingerprint hashes
     data: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    # which source set each key (`key_sources`): errors about a value name its file
+    sources: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     def tree(self, side: str) -> TreeSource:
         """The base or target tree's source: the one mapping of a side to its config."""
         return self.base if side == "base" else self.target
 
     @classmethod
-    def from_data(cls, data: dict[str, Any]) -> GrenadeConfig:
+    def from_data(
+        cls, data: dict[str, Any], sources: Mapping[str, str] | None = None
+    ) -> GrenadeConfig:
         """The typed view of a merged, validated `grenade:` mapping."""
         services = data["enabled_services"]
         smoke = data["smoke_command"]
@@ -134,7 +144,9 @@ class GrenadeConfig:
             stack_user=data["stack_user"],
             database=data["database"],
             verbose=data["verbose"],
+            secret_names=tuple(data["secret_names"]),
             data=data,
+            sources=dict(sources or {}),
         )
 
     @classmethod
@@ -145,10 +157,12 @@ class GrenadeConfig:
         for source, layer in layers:
             validate_layer(layer, source)
             merged = merge(merged, layer)
+        sources = key_sources(layers)
         _find_rc_files(merged, cwd or Path.cwd())
         _check_paths(merged)
+        _check_projects_dirs(merged, sources)
         _apply_localrc(merged, layers)
-        return cls.from_data(merged)
+        return cls.from_data(merged, sources)
 
     @classmethod
     def from_invoke(cls, config: Any) -> GrenadeConfig:
@@ -176,14 +190,49 @@ class GrenadeConfig:
         try:
             raw = yaml.safe_load(Path(path).read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+            raise ConfigError(yaml_error_text(path, exc)) from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
         layers = [(str(path), raw["grenade"])] if "grenade" in raw else []
         return cls.load(layers, cwd=Path(path).resolve().parent)
 
+    def where(self, *keys: str) -> str:
+        """Where config key `grenade.<keys>` was set: `file:line`, the environment
+        variable or the command line; DEFAULT_ORIGIN when nowhere."""
+        for n in range(len(keys), 0, -1):  # a list is set whole: its source holds items
+            source = self.sources.get(".".join(keys[:n]))
+            if source is not None:
+                return describe_origin(source, ("grenade", *keys))
+        return DEFAULT_ORIGIN
+
+    def digests(self) -> dict[str, str]:
+        """A digest per config key (`grenade.base.branch`) and per localrc/pluginrc
+        file, for the resume fingerprint: a refused resume names what changed, and no
+        value (a password in `localrc`) is stored. Runtime keys are left out, as in
+        `digest`."""
+        out: dict[str, str] = {}
+
+        def walk(data: Mapping[str, Any], schema: Mapping[str, Any], prefix: str) -> None:
+            for key, value in data.items():
+                if prefix == "grenade." and key in RUNTIME_KEYS:
+                    continue
+                if isinstance(schema.get(key), dict) and isinstance(value, dict):
+                    walk(value, schema[key], f"{prefix}{key}.")
+                else:
+                    blob = json.dumps(value, sort_keys=True, default=str).encode()
+                    out[prefix + key] = hashlib.sha256(blob).hexdigest()[:16]
+
+        walk(self.data, SCHEMA, "grenade.")
+        for key in ("localrc_file", "pluginrc_file"):
+            path = getattr(self, key)
+            if path:
+                digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+                out[f"{key.removesuffix('_file')} file {path}"] = digest
+        return out
+
     def digest(self) -> str:
-        """Hash of the effective configuration, part of the resume fingerprint.
+        """Hash of the effective configuration, the resume fingerprint of runs set up
+        before `digests` (their state files keep one hash; they are compared as before).
 
         Keys that only change how the run is carried out (a longer timeout after a
         step timed out, verbosity) are left out: changing them must not block --resume.
@@ -210,6 +259,20 @@ def _check_paths(data: dict[str, Any]) -> None:
             raise ConfigError(f"config key 'grenade.{key}': no such file {path}")
     if not os.path.isabs(data["stack_root"]):
         data["stack_root"] = os.path.abspath(data["stack_root"])
+
+
+def _check_projects_dirs(data: dict[str, Any], sources: Mapping[str, str]) -> None:
+    """A projects dir that does not exist would silently drop its projects from the run."""
+    for i, entry in enumerate(data["projects_dirs"]):
+        if Path(entry).is_dir():
+            continue
+        source = sources.get("projects_dirs")
+        keys = ("grenade", "projects_dirs", str(i))
+        where = describe_origin(source, keys) if source else DEFAULT_ORIGIN
+        relative = "" if os.path.isabs(entry) else f" (relative to {os.getcwd()})"
+        raise ConfigError(
+            f"{where}: config key '{'.'.join(keys)}': no such directory {entry}{relative}"
+        )
 
 
 def _apply_localrc(data: dict[str, Any], layers: list[tuple[str, dict[str, Any]]]) -> None:

@@ -59,6 +59,7 @@ SCHEMA: dict[str, Any] = {
     "stack_user": (str, type(None)),
     "database": str,
     "verbose": bool,
+    "secret_names": list,
 }
 
 PLUGIN_SCHEMA: dict[str, Any] = {"name": str, "repo": str, "branch": (str, type(None))}
@@ -90,6 +91,7 @@ DEFAULTS: dict[str, Any] = {
     "stack_user": None,
     "database": "postgresql",
     "verbose": False,
+    "secret_names": [],
 }
 
 
@@ -109,6 +111,13 @@ def _shell_vars(value: dict[str, Any]) -> str | None:
             return f"has {key!r}, which is not a shell variable name"
         if val is not None and not isinstance(val, str | int | float | bool):
             return f"{key} must be a string, number or bool, got {_type_name(val)}"
+    return None
+
+
+def _shell_names(value: list[Any]) -> str | None:
+    for name in value:
+        if not (isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)):
+            return f"has {name!r}, which is not a shell variable name"
     return None
 
 
@@ -149,6 +158,7 @@ VALUE_CHECKS: dict[tuple[str, ...], Any] = {
     ("smoke_command",): _list_of_str,
     ("grenade_localrc",): _shell_vars,
     ("localrc",): _shell_vars,
+    ("secret_names",): _shell_names,
     ("trees", "base_name"): _dir_name,
     ("trees", "target_name"): _dir_name,
 }
@@ -181,6 +191,46 @@ def yaml_key_line(path: str | os.PathLike[str], keys: list[str]) -> int | None:
         else:
             return None
     return line
+
+
+def yaml_error_text(path: str | os.PathLike[str], exc: Exception) -> str:
+    """One line for a YAML syntax error (PyYAML's, or the copy invoke vendors):
+    `file:line:col: message`, as compilers print."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    return f"{where}: invalid YAML: {problem}" + (f" ({context})" if context else "")
+
+
+def describe_origin(source: str, keys: tuple[str, ...]) -> str:
+    """Where the config key `keys` of a source was set: `file:line`, the environment
+    variable, or the source's name (the command line)."""
+    if source == ENV_SOURCE:
+        return "environment variable INVOKE_" + "_".join(k for k in keys if not k.isdigit()).upper()
+    if os.path.isfile(source):
+        line = yaml_key_line(source, list(keys))
+        return f"{source}:{line}" if line else source
+    return source
+
+
+def key_sources(
+    layers: list[tuple[str, dict[str, Any]]], schema: dict[str, Any] = SCHEMA
+) -> dict[str, str]:
+    """Which source set each leaf key last (`base.branch` -> a file), for messages."""
+    sources: dict[str, str] = {}
+
+    def walk(layer: dict[str, Any], schema: dict[str, Any], prefix: str, source: str) -> None:
+        for key, value in layer.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(schema.get(key), dict) and isinstance(value, dict):
+                walk(value, schema[key], dotted + ".", source)
+            else:
+                sources[dotted] = source
+
+    for source, layer in layers:
+        walk(layer, schema, "", source)
+    return sources
 
 
 def validate_layer(
@@ -237,7 +287,8 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 ENV_SOURCE = "environment (INVOKE_GRENADE_*)"
-RUNTIME_KEYS = ("timeout", "verbose")
+# how the run is carried out, not what it is: changing them does not block --resume
+RUNTIME_KEYS = ("timeout", "verbose", "secret_names")
 
 
 def env_skeleton(tree: dict[str, Any] = DEFAULTS) -> dict[str, Any]:

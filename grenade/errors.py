@@ -25,6 +25,10 @@ class StateError(GrenadeError):
     """The run state forbids what was asked (a second run, a changed fingerprint...)."""
 
 
+class StateWriteError(StateError):
+    """The run state could not be written (a full disk): the run stops before its next hook."""
+
+
 class DeployError(GrenadeError):
     """The deployer could not stack or unstack the cloud."""
 
@@ -43,3 +47,13 @@ class Interrupted(GrenadeError):
     def __init__(self, signum: int) -> None:
         super().__init__(f"interrupted by signal {signum}")
         self.exit_code = 128 + signum
+
+
+def command_hint(task: str, *args: str) -> str:
+    """A command for the user to run next, as they would type it: `grenade TASK ARGS`.
+
+    `task` is the task's name as the command line takes it (`base`, `phase.create`),
+    so a hint after a failure names the task the user ran, with options it accepts.
+    The words are grenade's own (task names, options, step kinds): nothing to quote.
+    """
+    return "`" + " ".join(["grenade", task, *args]) + "`"

@@ -27,7 +27,7 @@ from fabric.runners import Remote
 from invoke.exceptions import CommandTimedOut
 
 from . import hosts
-from .hosts import Cancel, Result, Sink, as_user
+from .hosts import Cancel, Result, Sink, Started, as_user
 
 CONNECT_TIMEOUT = 10  # seconds to reach sshd: a dead address must not hang the run
 KEEPALIVE = 30  # seconds; traffic on an idle link lets a vanished peer end in an error
@@ -179,6 +179,32 @@ class FabricHost:
                 hide=True, warn=True, in_stream=False, timeout=COMMAND_TIMEOUT,
             )  # fmt: skip
 
+    def kill_leftover(self, pgid: int, token: str) -> bool:
+        """Kill a group a dead runner left on this host (TERM, the grace, KILL).
+
+        Unlike `LocalHost`, the group's id alone says which: a remote group is
+        recorded without its leader's start time.
+        """
+        self.connection.open()
+        if not self._group_alive(pgid):
+            return False
+        self._kill(pgid, "TERM", None)
+        end = time.monotonic() + hosts.KILL_GRACE
+        while time.monotonic() < end and self._group_alive(pgid):
+            time.sleep(POLL)
+        self._kill(pgid, "KILL", None)
+        return True
+
+    def _group_alive(self, pgid: int) -> bool:
+        """Whether a live (not zombie) process of group `pgid` runs there."""
+        live = "$1 == p && $2 !~ /^Z/ {found = 1} END {exit !found}"
+        probe = self.connection.run(
+            shlex.join(["ps", "-e", "-o", "pgid=,stat="])
+            + " | " + shlex.join(["awk", "-v", f"p={pgid}", live]),
+            hide=True, warn=True, in_stream=False, timeout=COMMAND_TIMEOUT,
+        )  # fmt: skip
+        return probe.exited == 0
+
     def _kill_after_loss(self, pgid: int | None, user: str | None) -> str:
         """The hook runs on in its own session when the connection drops: reconnect
         and kill its group, so a resumed run never finds it beside the new one."""
@@ -221,6 +247,7 @@ class FabricHost:
         sink: Sink,
         cancel: Cancel,
         user: str | None = None,
+        started: Started | None = None,
     ) -> Result:
         start = time.monotonic()
         deadline = start + timeout if timeout and timeout > 0 else None
@@ -244,6 +271,9 @@ class FabricHost:
         try:
             while not runner.process_is_finished and not (broken := runner.has_dead_threads):
                 now = time.monotonic()
+                if started is not None and err.pgid is not None:
+                    started(err.pgid, "")  # no start time here: the pgid alone
+                    started = None
                 if deadline is not None and now >= deadline and not timed_out:
                     timed_out = True
                 if (timed_out or cancel.is_set) and kill_at is None:

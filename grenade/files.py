@@ -83,6 +83,15 @@ def locked(lock_file: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _reopen(fh: IO[Any]) -> IO[Any]:
+    """`fh` with its unwritable buffer dropped, the flock kept (it is the open file
+    description's, which a dup shares)."""
+    dup = os.fdopen(os.dup(fh.fileno()), "a+")
+    with suppress(OSError):
+        fh.close()  # flushing fails again; the descriptor is closed regardless
+    return dup
+
+
 class RunLock:
     """An exclusive lock on a stack_root, held for the life of one task process.
 
@@ -96,7 +105,7 @@ class RunLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")  # noqa: SIM115  (held for the life of the task)
+        fh: IO[Any] = open(self.path, "a+")  # noqa: SIM115  (held for the life of the task)
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -109,8 +118,13 @@ class RunLock:
             ) from None
         fh.seek(0)
         fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
+        try:
+            fh.write(str(os.getpid()))
+            fh.flush()
+        except OSError:
+            # the flock is the lock; the pid only names its holder (a full disk
+            # must not stop a run from saying what the full disk broke)
+            fh = _reopen(fh)
         self._fh = fh
 
     def release(self) -> None:

@@ -21,7 +21,7 @@ import shlex
 import signal
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -125,6 +125,12 @@ class Cancel:
         self.close()
 
 
+# Told the process group of a command as soon as it exists, with a token that tells
+# it from a later group reusing the id: the run state records both, so a group left
+# by a runner that died can be found and killed by the next one.
+Started = Callable[[int, str], None]
+
+
 class Host(Protocol):
     """Anything that runs an argv somewhere: `LocalHost`, `FabricHost`."""
 
@@ -140,12 +146,18 @@ class Host(Protocol):
         sink: Sink,
         cancel: Cancel,
         user: str | None = None,
+        started: Started | None = None,
     ) -> Result:
         """Run `argv` (no shell) as `user` (None: the host's own), output into `sink`.
 
         The command's process group is killed when `timeout` expires or `cancel`
-        is set; the result says which. Never raises for the command's own failure.
+        is set, and when the runner dies; the result says which. `started` hears
+        the group's id once it runs. Never raises for the command's own failure.
         """
+        ...
+
+    def kill_leftover(self, pgid: int, token: str) -> bool:
+        """Kill a process group that a dead runner's `run` left; False if it is gone."""
         ...
 
 
@@ -182,6 +194,7 @@ class HostGroup:
         sinks: Mapping[str, Sink],
         cancel: Cancel,
         user: str | None = None,
+        started: Callable[[str, int, str], None] | None = None,
     ) -> dict[str, Result]:
         """Run on every host (in parallel threads when there are several, as
         Fabric's ThreadingGroup does); a host that raises gets an error result
@@ -198,6 +211,9 @@ class HostGroup:
                     sink=sinks[host.name],
                     cancel=cancel,
                     user=user,
+                    started=(lambda pgid, token: started(host.name, pgid, token))
+                    if started
+                    else None,
                 )
             except Exception as exc:  # reported per host, like Fabric's GroupResult
                 return Result(
@@ -269,6 +285,14 @@ class Inventory:
             raise ConfigError(
                 f"no host group {name!r} in the inventory; groups: " + ", ".join(self.groups)
             ) from None
+
+    def close(self) -> None:
+        """Close every host that holds something open (connections, watchdogs)."""
+        for group in self.groups.values():
+            for host in group.hosts:
+                close = getattr(host, "close", None)
+                if close is not None:
+                    close()
 
     @property
     def host_names(self) -> list[str]:

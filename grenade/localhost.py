@@ -4,7 +4,8 @@ The child writes its output straight into the step's log file (the sink's
 descriptor), so children it leaves running in the background keep a valid
 stdout after it exits and never get SIGPIPE; the sink is polled to pass the new
 lines on. The whole process group is killed when the timeout expires or the
-run's cancel token is set: SIGTERM first, SIGKILL after a grace period.
+run's cancel token is set: SIGTERM first, SIGKILL after a grace period; and
+by the host's watchdog (grenade.watchdog) if the runner itself dies.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import hosts
-from .hosts import Cancel, Result, Sink, as_user, local_user
+from .hosts import Cancel, Result, Sink, Started, as_user, local_user
+from .watchdog import Watchdog
 
 FOLLOW_EVERY = 0.2  # seconds between reads of the step log while the hook runs
 
@@ -28,6 +30,32 @@ FOLLOW_EVERY = 0.2  # seconds between reads of the step log while the hook runs
 def kill_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot ("" if it is gone): with
+    the pid, what tells a process group from a later one that reuses its id."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def group_members(pgid: int) -> list[int]:
+    """The pids of the live processes in a process group, from /proc (zombies, which
+    an init that does not reap may keep for long, are not alive)."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                if fields[0] != "Z" and int(fields[2]) == pgid:
+                    members.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return members
 
 
 class LocalHost:
@@ -40,6 +68,7 @@ class LocalHost:
         # What `env` adds to: the environment grenade started with, read once
         # (os.environ decodes every entry on each read; hundreds of steps add up).
         self._environ = dict(os.environ)
+        self.watchdog = Watchdog(hosts.KILL_GRACE)
 
     def _devnull(self) -> int:
         """One /dev/null for every hook's stdin (opening it per step costs)."""
@@ -62,11 +91,13 @@ class LocalHost:
         sink: Sink,
         cancel: Cancel,
         user: str | None = None,
+        started: Started | None = None,
     ) -> Result:
         start = time.monotonic()
         deadline = start + timeout if timeout and timeout > 0 else None
         timed_out = False
         kill_at: float | None = None
+        self.watchdog.start()
         proc = subprocess.Popen(
             self._as_user(user, argv),
             stdin=self._devnull(),
@@ -76,6 +107,9 @@ class LocalHost:
             cwd=cwd,
             start_new_session=True,  # own process group: killable as a whole
         )
+        self.watchdog.watch(proc.pid)
+        if started is not None:
+            started(proc.pid, start_time(proc.pid))
         pidfd = os.pidfd_open(proc.pid)
         sel = selectors.DefaultSelector()
         sel.register(pidfd, selectors.EVENT_READ, "exited")
@@ -114,6 +148,9 @@ class LocalHost:
                 # nothing of a killed step may outlive it
                 kill_group(proc.pid, signal.SIGKILL)
             proc.wait()
+            # what the hook left running in its group after a normal exit is its
+            # business (and was before the watchdog); after a kill nothing is left
+            self.watchdog.forget(proc.pid)
             sink.poll()
         return Result(
             command=shlex.join(argv),
@@ -124,3 +161,23 @@ class LocalHost:
             timed_out=timed_out,
             signalled=cancel.signum,
         )
+
+    def kill_leftover(self, pgid: int, token: str) -> bool:
+        """Kill the process group `pgid` a dead runner left behind, if it is still
+        there and still the one it started (`token`: its leader's start time).
+
+        While any process of a group lives its id is not reused; so with the leader
+        gone, every process in group `pgid` is the old hook's.
+        """
+        leader = start_time(pgid)
+        if (leader and leader != token) or not group_members(pgid):
+            return False
+        kill_group(pgid, signal.SIGTERM)
+        end = time.monotonic() + hosts.KILL_GRACE
+        while group_members(pgid) and time.monotonic() < end:
+            time.sleep(0.05)
+        kill_group(pgid, signal.SIGKILL)
+        return True
+
+    def close(self) -> None:
+        self.watchdog.close()

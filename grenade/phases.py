@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from . import resume
-from .errors import ConfigError
+from .clean import stop_cloud
+from .errors import ConfigError, Interrupted
 from .events import Observer
+from .interrupts import SetupInterrupts
 from .plan import COARSE, KINDS, RESOURCE_PHASES, format_plan
 from .runner import StepRunner
 from .session import Session
@@ -29,7 +31,13 @@ def setup(session: Session, force: bool = False) -> None:
         session.say("setup: already done for this run (use --force to start a new run)")
         return
     state.reset()
-    record = run_setup(session)
+    try:
+        with SetupInterrupts():
+            record = run_setup(session)
+    except Interrupted as exc:
+        # nothing is recorded: the state on disk is what it was before setup began
+        session.say(f"setup interrupted by signal {exc.exit_code - 128}; nothing was recorded")
+        raise
     state.setup = record
     state.fingerprint = resume.fingerprint(session, record)
     init_save_dir(session)
@@ -89,6 +97,7 @@ def run(
 ) -> None:
     """`invoke run`: setup (or check it), the steps from `start` to `end`, the summary."""
     if force:
+        stop_previous_cloud(session)
         setup(session, force=True)
     else:
         ensure_setup(session)
@@ -101,6 +110,18 @@ def run(
         )
     finally:
         session.say(summary_text(session))
+
+
+def stop_previous_cloud(session: Session) -> None:
+    """A new run on a stack_root where an earlier one ran: what that run's deployer
+    started may still be up (grenade leaves the cloud up, as the original does), and
+    would hold the ports the new cloud needs. Stopped first, as `clean` does."""
+    previous = session.state.steps or any(
+        p.exists() for p in (session.paths.state_file, session.paths.base_devstack)
+    )
+    if previous and session.deployer.unstack(session.deploy_context()):
+        session.say("run --force: stopping the cloud of the previous run first")
+        stop_cloud(session)
 
 
 def print_plan(session: Session) -> None:

@@ -8,7 +8,10 @@ NUL-separated records that this module reads back.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -49,6 +52,7 @@ class Settings:
 
     projects: list[Project] = field(default_factory=list)
     databases: list[str] = field(default_factory=list)
+    database_sources: dict[str, str] = field(default_factory=dict)  # db -> settings file
     base_run_smoke: bool = True
     target_run_smoke: bool = True
     verify_resources: bool = True
@@ -113,23 +117,22 @@ def parse_records(blob: bytes) -> list[tuple[str, str]]:
 def load_settings(
     grenade_dir: Path, files: list[Path], env: dict[str, str], timeout: float = 300
 ) -> Settings:
-    """Source every settings file in one bash process and read back its state."""
-    with tempfile.NamedTemporaryFile(prefix="grenade-settings-", delete=False) as out:
-        out_path = Path(out.name)
+    """Source every settings file in one bash process and read back its state.
+
+    The bash runs in its own session, so that on a timeout or an interrupt its whole
+    process group goes (what the settings started in the background too), never
+    more; its records and scratch files live in a directory under GRENADE_DIR that
+    is removed however this ends (not /tmp, where a killed run left them behind).
+    """
+    work = Path(tempfile.mkdtemp(prefix=".settings-", dir=grenade_dir))
+    out_path = work / "records"
+    argv = ["bash", str(grenade_dir / "inc" / "dump-settings"), str(out_path), *map(str, files)]
     try:
-        proc = subprocess.run(
-            ["bash", str(grenade_dir / "inc" / "dump-settings"), str(out_path), *map(str, files)],
-            env=env,
-            cwd=grenade_dir,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        if proc.returncode != 0:
-            detail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-20:])
+        stdout, stderr, returncode = _run_in_own_group(argv, env, grenade_dir, timeout)
+        if returncode != 0:
+            detail = "\n".join((stderr or stdout).strip().splitlines()[-20:])
             raise SettingsError(
-                f"phase setup: loading plugin settings failed (exit {proc.returncode}):\n{detail}"
+                f"phase setup: loading plugin settings failed (exit {returncode}):\n{detail}"
             )
         records = parse_records(out_path.read_bytes())
     except subprocess.TimeoutExpired:
@@ -138,8 +141,36 @@ def load_settings(
             + ", ".join(map(str, files))
         ) from None
     finally:
-        out_path.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
     return settings_from_records(records, files)
+
+
+def _run_in_own_group(
+    argv: list[str], env: dict[str, str], cwd: Path, timeout: float
+) -> tuple[str, str, int]:
+    """(stdout, stderr, exit code) of `argv` run in a new session; on any exception
+    (the timeout, an `Interrupted` raised by a signal) its process group is killed."""
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        raise
+    return stdout, stderr, proc.returncode
 
 
 def settings_from_records(records: list[tuple[str, str]], files: list[Path]) -> Settings:
@@ -147,9 +178,12 @@ def settings_from_records(records: list[tuple[str, str]], files: list[Path]) -> 
     dirs: dict[str, str] = {}
     localrc: list[tuple[str, str, str]] = []
     exports: dict[str, str] = {}
+    db_sources: dict[str, str] = {}
     for key, value in records:
         if key.startswith("PLUGIN_DIR:"):
             dirs[key.split(":", 1)[1]] = value
+        elif key.startswith("DB_FROM:"):
+            db_sources[key.split(":", 1)[1]] = value
         elif key.startswith("LOCALRC:"):
             side, src, text = (value.split("\t", 2) + ["", ""])[:3]
             localrc.append((side, src, text))
@@ -168,6 +202,7 @@ def settings_from_records(records: list[tuple[str, str]], files: list[Path]) -> 
     return Settings(
         projects=projects,
         databases=values.get("DATABASES_TO_SAVE", "").split(),
+        database_sources=db_sources,
         base_run_smoke=_truthy(values.get("BASE_RUN_SMOKE"), True),
         target_run_smoke=_truthy(values.get("TARGET_RUN_SMOKE"), True),
         verify_resources=_truthy(values.get("VERIFY_RESOURCES"), True),

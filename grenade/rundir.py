@@ -17,6 +17,7 @@ from pathlib import Path
 from . import LITE_TREE, SHELL_DIR
 from .config import GrenadeConfig
 from .config_sources import DEFAULTS
+from .secrets import hook_owner, private_dir, private_write
 
 SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 FALLBACK_DEVSTACK = LITE_TREE
@@ -98,14 +99,18 @@ def shell_defaults() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, extra_pluginrc: list[str]) -> None:
-    """Populate GRENADE_DIR from the package's shell library and the run's config."""
+def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, pluginrc: list[str]) -> None:
+    """Populate GRENADE_DIR from the package's shell library and the run's config;
+    `pluginrc` holds its pluginrc's lines (`pluginrc_line`)."""
     gdir = paths.grenade_dir
-    gdir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(
         SHELL_DIR, gdir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
     )
-    (gdir / "defaults").write_text(shell_defaults())
+    # The localrc holds the user's passwords: only the user hooks run as may read it.
+    # (After the copy, which gives the directory the package's mode.)
+    owner = hook_owner(cfg.stack_user)
+    private_dir(gdir, owner)
+    private_write(gdir / "defaults", shell_defaults(), owner)
     fallback = gdir / "devstack"
     fallback.mkdir(exist_ok=True)
     for name in FALLBACK_FILES:
@@ -147,14 +152,14 @@ def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, extra_pluginrc: list[str
         "# the run's layout (grenade's own, whatever the lines above say)",
         *localrc_lines(layout),
     ]
-    (gdir / "localrc").write_text("\n".join(lines) + "\n")
+    private_write(gdir / "localrc", "\n".join(lines) + "\n", owner)
 
-    plugin_lines = ["# written by grenade setup"]
-    if cfg.pluginrc_file:
-        plugin_lines += [f"# from {cfg.pluginrc_file}", Path(cfg.pluginrc_file).read_text()]
-    plugin_lines += extra_pluginrc
-    (gdir / "pluginrc").write_text("\n".join(plugin_lines) + "\n")
+    # Not a copy of the user's file: lines written from what setup parsed (relative
+    # paths made absolute), so an error names the user's file, never this one.
+    header = "# written by grenade setup from the pluginrc and grenade.plugins; edit those"
+    private_write(gdir / "pluginrc", "\n".join([header, *pluginrc]) + "\n", owner)
 
 
 def pluginrc_line(name: str, repo: str, branch: str | None) -> str:
+    """One `enable_grenade_plugin` line; the values are quoted, never evaluated."""
     return shlex.join(["enable_grenade_plugin", name, repo, *([branch] if branch else [])])

@@ -3,39 +3,47 @@
 For each step it records the result of every host in the run state, publishes
 step-started and step-finished events to its observers, and stops at the first
 failure with a message naming project, phase, host, why, the log and its tail.
-SIGINT and SIGTERM set the run's cancel token: the hosts kill the running
-step's process groups and the run ends with 128 + the signal.
+SIGINT, SIGTERM and SIGHUP set the run's cancel token: the hosts kill the running
+step's process groups and the run ends with 128 + the signal. Each running
+hook's process group is recorded as it starts, so a runner that dies without
+cleaning up (SIGKILL) leaves enough for the next one to kill what it left.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, Interrupted, StepFailed
+from .errors import ConfigError, Interrupted, StateWriteError, StepFailed, command_hint
 from .events import Observer, StepFinished, StepStarted
 from .hosts import Cancel, HostGroup, Result
-from .logs import LogSink, step_log_name, tail
+from .logs import LogSink, RunLog, step_log_name, tail
 from .plan import Step
 from .session import Session
 from .state import DONE, FAILED, RUNNING, HostRecord, StepRecord
 
 TAIL_LINES = 20
+TIMED_OUT_EXIT = 124  # a hook killed at the timeout (timeout(1)'s code)
 
 
 class SignalGuard:
-    """While steps run, SIGINT and SIGTERM only set the cancel token.
+    """While steps run, SIGINT, SIGTERM and SIGHUP only set the cancel token.
+
+    SIGHUP comes when the terminal or the SSH session the run was started from
+    goes away: the run stops as for SIGTERM, recorded, its hooks killed.
 
     Raising from the handler could land between a fork and the bookkeeping of its
     process group; the hosts see the token, kill their step, and the step loop
     raises between steps.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self, cancel: Cancel) -> None:
         self.cancel = cancel
@@ -65,12 +73,29 @@ def run_logged(
     cancel: Cancel,
     user: str | None = None,
     on_line: Callable[[str], Callable[[str], None] | None] = lambda host: None,
+    started: Callable[[str, int, str], None] | None = None,
+    run_log: RunLog | None = None,
 ) -> dict[str, Result]:
-    """`group.run` with each host's output appended to its log in `logs`."""
+    """`group.run` with each host's output appended to its log in `logs`.
+
+    With the run's `run_log`, the logs are private and masked with its masker,
+    which first learns the secrets of `env` (and of localrc files that changed).
+    """
+    if run_log is not None:
+        run_log.masker.refresh()
+        run_log.masker.add_env(env)
+    open_sink = run_log.sink if run_log is not None else LogSink
     with ExitStack() as stack:
-        sinks = {h: stack.enter_context(LogSink(path, on_line(h))) for h, path in logs.items()}
+        sinks = {h: stack.enter_context(open_sink(path, on_line(h))) for h, path in logs.items()}
         return group.run(
-            argv, env=env, cwd=cwd, timeout=timeout, sinks=sinks, cancel=cancel, user=user
+            argv,
+            env=env,
+            cwd=cwd,
+            timeout=timeout,
+            sinks=sinks,
+            cancel=cancel,
+            user=user,
+            started=started,
         )
 
 
@@ -78,6 +103,7 @@ class StepRunner:
     def __init__(self, session: Session, observers: Iterable[Observer] = ()) -> None:
         self.session = session
         self.observers = list(observers)
+        self._lock = threading.Lock()  # hosts report their groups from their threads
 
     def run(self, plan: Sequence[Step], selected: set[str], skip: set[str]) -> None:
         """Run the `selected` steps of `plan` that are not in `skip`, in plan order."""
@@ -89,13 +115,28 @@ class StepRunner:
                     if cancel.signum is not None:
                         raise Interrupted(cancel.signum)
                     if step.id in selected and step.id not in skip:
+                        # what the last write could not record stops the run here,
+                        # before another hook runs unrecorded
+                        state.flush()
                         self.run_step(index, len(plan), step, cancel)
                 if cancel.signum is not None:
                     raise Interrupted(cancel.signum)
             if state.status(state.failed_step or "") == DONE:
                 state.failed_step = None
-        finally:
-            state.save()  # the last step's record, however the loop ended
+        except StateWriteError:
+            raise  # the one line to report; trying again would only repeat it
+        except BaseException:
+            self._save_after_error()
+            raise
+        state.save()  # the last step's record
+
+    def _save_after_error(self) -> None:
+        """The state, as the run stops on an error that is about to be reported: if
+        it cannot be written, say so in one line, without hiding that error."""
+        try:
+            self.session.state.save()
+        except StateWriteError as exc:
+            self.session.say(f"grenade: {exc}")
 
     def check_groups(self, steps: Sequence[Step]) -> None:
         """Every step's group is in the inventory, checked before any step runs."""
@@ -115,12 +156,19 @@ class StepRunner:
         rec = state.record(step.id)
         rec.status, rec.started, rec.group = RUNNING, round(time.time(), 2), step.group
         rec.exit_code, rec.duration, rec.message = None, None, ""
+        rec.runner = os.getpid()
         rec.hosts = {h: HostRecord(status=RUNNING, log=path.name) for h, path in logs.items()}
         self._publish("step_started", StepStarted(step, index, total, tuple(group.names), logs))
-        # The previous step's record (and this one's "running") is written by a
-        # thread while this step's hook runs: the state file is rewritten after
-        # every step, without the write on the run's critical path.
-        state.save_in_background()
+
+        def started(host: str, pgid: int, token: str) -> None:
+            # This step's "running", with the hook's process group, is written by a
+            # thread while the hook runs: the state file is rewritten for every
+            # step without the write on the run's critical path.
+            with self._lock:
+                rec.hosts[host].pgid, rec.hosts[host].pgid_token = pgid, token
+                state.changed(step.id)
+                state.save_in_background()
+
         results = run_logged(
             group,
             logs,
@@ -131,23 +179,29 @@ class StepRunner:
             cancel=cancel,
             user=step.user,
             on_line=lambda host: self._line_sink(host, len(logs)),
+            started=started,
+            run_log=session.log,
         )
         state.changed(step.id)
         self._record(rec, results)
         event = StepFinished(step, index, total, results, rec, logs)
         if event.ok:
+            state.save_in_background()  # "done" on disk as soon as can be
             self._publish("step_finished", event)
             return
         state.failed_step = step.id
-        state.save()
+        self._save_after_error()
         self._publish("step_finished", event)
-        message = self.failure_message(step, event.failed, logs)
+        message = self.failure_message(step, event.failed, logs) + "\n" + self.resume_hint()
         if cancel.signum is not None:
             session.say(message)
             raise Interrupted(cancel.signum)
+        # the console gets it as the error; grenade.log, the log a gate job keeps, too
+        session.log.record(message)
         # (a hook that exited 0 while a signal arrived is done; the loop stops after it)
         first = next(iter(event.failed.values()))
-        raise StepFailed(message, exit_code=first.exited if first.exited > 0 else 1)
+        code = first.exited if first.exited > 0 else 1
+        raise StepFailed(message, exit_code=TIMED_OUT_EXIT if first.timed_out else code)
 
     def _line_sink(self, host: str, hosts: int) -> Callable[[str], None]:
         """Hook output into the run log; tagged with the host when several run at once."""
@@ -161,6 +215,7 @@ class StepRunner:
             h.status = DONE if result.ok else FAILED
             h.exit_code, h.duration = result.exited, round(result.duration, 3)
             h.message = "" if result.ok else result.why()
+            h.pgid, h.pgid_token = None, ""  # nothing of it is left to kill
         failed = [(host, r) for host, r in results.items() if not r.ok]
         rec.duration = round(max(r.duration for r in results.values()), 3)
         rec.status = FAILED if failed else DONE
@@ -194,6 +249,13 @@ class StepRunner:
                 *(f"    | {ln}" for ln in lines),
             ]
         return "\n".join(blocks)
+
+    def resume_hint(self) -> str:
+        task = self.session.task
+        hint = f"to continue at this step once it is fixed: {command_hint(task, '--resume')}"
+        if task != "run":
+            hint += f" (or {command_hint('run', '--resume')} for the rest of the run)"
+        return hint
 
     def _publish(self, method: str, event: StepStarted | StepFinished) -> None:
         for observer in self.observers:

@@ -7,20 +7,25 @@ inventory, the plan and the environment hooks start from.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
 from . import deployers as dep
+from . import leftovers
 from .config import GrenadeConfig
 from .deployers.registry import get_deployer
-from .errors import StateError
+from .errors import StateError, command_hint
 from .files import RunLock
 from .hosts import Inventory
 from .logs import RunLog
 from .plan import PlanInputs, Step, build_plan
 from .record import SetupRecord
 from .rundir import Paths
+from .secrets import Masker, hook_owner, masker_for
 from .state import RunState
 
 
@@ -33,12 +38,15 @@ class Session:
         console: TextIO | None = None,
         inventory: Inventory | None = None,
         state_required: bool = True,
+        task: str = "run",
     ) -> None:
         self.cfg = cfg
+        self.task = task  # the task the user ran, as hints name it (`base`, `phase.create`)
         self.paths = Paths.from_config(cfg)
         self.console = console if console is not None else sys.stdout
         self.deployer = get_deployer(cfg.deployer)
         self.inventory = inventory if inventory is not None else Inventory.local()
+        self._own_inventory = inventory is None  # a given inventory is its giver's to close
         self.lock = RunLock(self.paths.stack_root)
         self.state = RunState(self.paths.state_file)
         self.state_required = state_required  # False: a state we cannot read is set aside
@@ -56,23 +64,66 @@ class Session:
             # clean and --force start over: what they would remove must not stop them
             self.say(f"{exc}; going on without it")
             self.state = RunState(self.paths.state_file)
+        if self.state.recovered:
+            self.say(self.state.recovered)
+        # the lock is ours: a step still "running" belongs to a runner that died
+        leftovers.reap(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close_log()
+        if self._own_inventory:
+            self.inventory.close()
         self.lock.release()
 
     def read_state(self) -> None:
         """Load the state (without the lock, this is what `status` does during a run)."""
         self.state = RunState.load(self.paths.state_file)
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[bool]:
+        """For a task that only reads (`plan`): `with session.reading() as locked:` is
+        `with session` while the lock is free (True); while another run holds it, the
+        state is only read, like `status` does (False), and must not be changed."""
+        try:
+            self.lock.acquire()
+        except StateError:  # another run holds it: the only refusal acquire makes
+            self.read_state()
+            if not self.state.is_setup:
+                holder = self.lock.path.read_text().strip() or "unknown"
+                raise StateError(
+                    f"{self.paths.stack_root}: not set up yet, and another grenade run "
+                    f"(pid {holder}) holds it; {command_hint(self.task)} again once that "
+                    f"run is set up ({command_hint('status')} shows how far it is)"
+                ) from None
+            try:
+                yield False
+            finally:
+                self.close_log()
+            return
+        self.lock.release()  # taken again by `with self`, which loads the state
+        with self:
+            yield True
+
     # -- log -------------------------------------------------------------------------
 
     @property
     def log(self) -> RunLog:
         if self._log is None:
-            self._log = RunLog(self.paths.logs_dir, self.console, self.cfg.verbose)
+            self._log = RunLog(
+                self.paths.logs_dir,
+                self.console,
+                self.cfg.verbose,
+                masker=self.masker,
+                owner=hook_owner(self.cfg.stack_user),
+            )
         return self._log
+
+    @functools.cached_property
+    def masker(self) -> Masker:
+        """The run's secret values, masked in everything grenade writes or shows."""
+        trees = (self.paths.base_devstack, self.paths.target_devstack)
+        return masker_for(self.cfg, self.paths.grenade_dir, trees)
 
     def close_log(self) -> None:
         if self._log is not None:
@@ -87,7 +138,9 @@ class Session:
     @property
     def setup(self) -> SetupRecord:
         if self.state.setup is None:
-            raise StateError(f"{self.paths.stack_root}: not set up; run `invoke setup`")
+            raise StateError(
+                f"{self.paths.stack_root}: not set up; {command_hint('setup')} sets it up"
+            )
         return self.state.setup
 
     @property

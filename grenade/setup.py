@@ -12,13 +12,16 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .dbcheck import check_db_clients
 from .errors import ConfigError, TreeError
+from .pluginrc import configured_plugins
 from .plugins import discover_settings, load_settings
 from .record import PluginRecord, SetupRecord, TreeRecord
 from .resources import ResourceStore
 from .rundir import pluginrc_line, write_grenade_dir
+from .secrets import hook_owner, private_dir, private_file
 from .session import Session
-from .trees import TreeSpec, parse_pluginrc, prepare_plugin, prepare_tree, tree_sha
+from .trees import TreeSpec, prepare_plugin, prepare_tree, tree_sha
 
 SetupTask = Callable[[SetupRecord, Session], SetupRecord]
 
@@ -48,12 +51,15 @@ def _tree(session: Session, side: str) -> TreeRecord:
             sha=git_sha(dest),
             release=spec.release_name,
         )
-    tree = prepare_tree(
-        TreeSpec(repo, spec.branch, spec.ref, spec.release),
-        dest,
-        session.paths.cache_dir,
-        force=session.cfg.trees.force,
-    )
+    try:
+        tree = prepare_tree(
+            TreeSpec(repo, spec.branch, spec.ref, spec.release),
+            dest,
+            session.paths.cache_dir,
+            force=session.cfg.trees.force,
+        )
+    except TreeError as exc:
+        raise TreeError(f"{side} tree: {exc}") from exc
     return TreeRecord(
         path=str(tree.path),
         repo=tree.repo,
@@ -75,25 +81,31 @@ def prepare_trees(record: SetupRecord, session: Session) -> SetupRecord:
 
 def make_grenade_dir(record: SetupRecord, session: Session) -> SetupRecord:
     """GRENADE_DIR: the bash library, the effective localrc and pluginrc."""
-    cfg = session.cfg
-    plugin_lines = [pluginrc_line(p.name, p.repo, p.branch) for p in cfg.plugins]
-    write_grenade_dir(session.paths, cfg, plugin_lines)
+    lines = [pluginrc_line(p.name, p.repo, p.branch) for p in configured_plugins(session.cfg)]
+    write_grenade_dir(session.paths, session.cfg, lines)
     return record
 
 
 def prepare_plugins(record: SetupRecord, session: Session) -> SetupRecord:
-    """Every plugin of the pluginrc, checked out at its branch (the target's by default)."""
+    """Every plugin of the pluginrc and config, checked out at its branch (the target's
+    by default); an error names the plugin and the user's file and line."""
     paths, cfg = session.paths, session.cfg
     plugins = []
-    for name, url, branch in parse_pluginrc(paths.grenade_dir / "pluginrc"):
-        branch = branch or cfg.target.branch
-        path = paths.plugin_root / name
+    for plugin in configured_plugins(cfg):
+        branch = plugin.branch or cfg.target.branch
+        path = paths.plugin_root / plugin.name
         if cfg.trees.prepared and path.is_dir():
             # Zuul checked the plugin out with the change under test: use it as is.
-            plugins.append(PluginRecord(name, str(path), git_sha(path), branch))
+            plugins.append(PluginRecord(plugin.name, str(path), git_sha(path), branch))
             continue
-        tree = prepare_plugin(name, url, branch, paths.plugin_root, paths.cache_dir)
-        plugins.append(PluginRecord(name, str(tree.path), tree.sha, tree.branch))
+        plugin.check_repo()
+        try:
+            tree = prepare_plugin(
+                plugin.name, plugin.repo, branch, paths.plugin_root, paths.cache_dir
+            )
+        except TreeError as exc:
+            raise plugin.error(str(exc)) from exc
+        plugins.append(PluginRecord(plugin.name, str(tree.path), tree.sha, tree.branch))
     return dataclasses.replace(record, plugins=tuple(plugins))
 
 
@@ -156,6 +168,7 @@ SETUP: tuple[SetupTask, ...] = (
     prepare_plugins,
     load_project_settings,
     configure_deployer,
+    check_db_clients,  # after configure: the tree's stackrc reads the local.conf it wrote
     plan_inputs,
 )
 
@@ -168,8 +181,13 @@ def run_setup(session: Session, tasks: tuple[SetupTask, ...] = SETUP) -> SetupRe
 
 
 def init_save_dir(session: Session) -> None:
-    """A new run starts with an empty resource store (the original's init_grenade_db)."""
+    """A new run starts with an empty resource store (the original's init_grenade_db),
+    in a SAVE_DIR private to the user hooks run as (DB dumps, config copies, the run
+    state and the resources hold secrets)."""
     save = session.paths.save_dir
-    save.mkdir(parents=True, exist_ok=True)
-    ResourceStore.in_save_dir(save).clear()
+    owner = hook_owner(session.cfg.stack_user)
+    private_dir(save, owner)
+    store = ResourceStore.in_save_dir(save)
+    private_file(store.lock_path, owner)  # made by the first locker, with its umask
+    store.clear()
     (save / "resource-results.jsonl").unlink(missing_ok=True)

@@ -7,20 +7,69 @@ stopped (the lock that makes a stack_root one run's is grenade.files.RunLock).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import StateError
+from .errors import StateError, StateWriteError, command_hint
 from .files import read_swapped, swap_write
 from .hosts import CONTROLLER
 from .record import SetupRecord
 
 STATE_VERSION = 2
+# Room kept beside the state for its last writes when the disk fills up: a run
+# stopped by a full disk still records how far it got, so a resume re-runs nothing.
+RESERVE_BYTES = 512 * 1024
+FULL = (errno.ENOSPC, errno.EDQUOT)
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
+
+
+def write_state(path: Path, text: str) -> None:
+    """Write the state file; on a full disk, into the room of its reserve.
+
+    Raises StateWriteError, naming the file and the reason, when the file could not
+    be written or could only be written by using up the reserve: either way the
+    run must stop before its next hook.
+    """
+    reserve = path.with_name("." + path.name + ".reserve")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        swap_write(path, text)
+    except OSError as exc:
+        why = f"cannot write {path}: {exc.strerror or exc}"
+        if exc.errno not in FULL or not reserve.exists():
+            raise StateWriteError(why) from None
+        reserve.unlink()
+        try:
+            swap_write(path, text)
+        except OSError:
+            raise StateWriteError(why) from None
+        raise StateWriteError(
+            why + " (this last state was written into the room kept for it)"
+        ) from None
+    if not reserve.exists():
+        keep_room(reserve)
+
+
+def keep_room(reserve: Path) -> None:
+    """Allocate the reserve (really allocated, not sparse); nothing if there is no room."""
+    try:
+        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(fd, 0, RESERVE_BYTES)
+    except OSError:
+        os.close(fd)
+        reserve.unlink(missing_ok=True)
+        return
+    os.close(fd)
 
 
 class _Writer:
@@ -45,7 +94,7 @@ class _Writer:
                 self.cond.wait()
             error, self.error = self.error, None
         if error is not None:
-            raise StateError(f"{self.path}: writing the run state failed: {error}")
+            raise error
 
     def _loop(self) -> None:
         while True:
@@ -54,8 +103,7 @@ class _Writer:
                     self.cond.wait()
                 text, self.pending, self.busy = self.pending, None, True
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                swap_write(self.path, text)
+                write_state(self.path, text)
             except BaseException as exc:  # raised by the next flush()
                 self.error = exc
             with self.cond:
@@ -76,6 +124,10 @@ class HostRecord:
     duration: float | None = None
     log: str | None = None  # the step log's file name, in $STACK_ROOT/logs/steps
     message: str = ""
+    # while it runs: its process group and what tells it from a later one reusing
+    # the id, so that the next runner kills what a dead one left behind
+    pgid: int | None = None
+    pgid_token: str = ""
 
 
 _DEFAULT_HOST = vars(HostRecord())
@@ -91,6 +143,7 @@ class StepRecord:
     duration: float | None = None
     group: str = CONTROLLER
     message: str = ""
+    runner: int | None = None  # the pid of the grenade process running it
     hosts: dict[str, HostRecord] = field(default_factory=dict)
 
     def encode(self) -> str:
@@ -125,30 +178,42 @@ class RunState:
     _encoded: dict[str, str] = field(default_factory=dict, repr=False)
     _setup_json: tuple[SetupRecord | None, str] = field(default=(None, "null"), repr=False)
     _writer: _Writer | None = field(default=None, repr=False)
+    recovered: str = field(default="", repr=False)  # how a damaged file was recovered
 
     def __post_init__(self) -> None:
         self._dirty.update(self.steps)
 
     @classmethod
     def load(cls, path: Path) -> RunState:
+        recovered = ""
         try:
             text = read_swapped(path)
             if text is None:
                 return cls(path)
             raw = json.loads(text)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StateError(
-                f"{path}: run state unreadable ({exc}); `invoke clean` removes it"
-            ) from None
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            # a torn or damaged file: the copy swap_write keeps of the one before
+            prev = path.with_name(path.name + ".prev")
+            try:
+                raw = json.loads(prev.read_text())
+            except (OSError, ValueError):
+                raise StateError(
+                    f"{path}: run state unreadable ({exc}); {command_hint('clean')} removes it"
+                ) from None
+            recovered = (
+                f"{path}: run state unreadable ({exc}); continuing from the copy of the "
+                f"one before, {prev.name} (it may be a step behind: that step runs again)"
+            )
         if raw.get("version") == 1:
             raw = _from_v1(raw)
         if raw.get("version") != STATE_VERSION:
             raise StateError(
                 f"{path}: run state version {raw.get('version')} "
-                f"is not {STATE_VERSION}; `invoke clean` removes it"
+                f"is not {STATE_VERSION}; {command_hint('clean')} removes it"
             )
         return cls(
             path=path,
+            recovered=recovered,
             run_id=raw.get("run_id", ""),
             fingerprint=raw.get("fingerprint", {}),
             setup=SetupRecord.from_dict(raw["setup"]) if raw.get("setup") else None,
@@ -188,11 +253,14 @@ class RunState:
         )
 
     def save(self) -> None:
-        """Write the state now (after any background write still going on)."""
+        """Write the state now (after any background write still going on).
+
+        Raises StateWriteError when it cannot be written (a background write that
+        failed before is superseded by this one)."""
         text = self._render()
-        self.flush()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        swap_write(self.path, text)
+        with contextlib.suppress(StateWriteError):  # superseded by this newer text
+            self.flush()
+        write_state(self.path, text)
 
     def save_in_background(self) -> None:
         """`save()` without waiting: a writer thread writes the newest state.
@@ -208,7 +276,8 @@ class RunState:
         self._writer.submit(self._render())
 
     def flush(self) -> None:
-        """Wait until everything submitted is written; raise what a write failed with."""
+        """Wait until everything submitted is written; raise what a write failed with
+        (StateWriteError, naming the file and the reason)."""
         if self._writer is not None:
             self._writer.flush()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 
+from .errors import command_hint
 from .events import StepFinished, StepStarted
 from .plan import KINDS
 from .plugins import HOOKS
@@ -116,5 +117,5 @@ def status_text(session: Session) -> str:
             hosts = "  " + " ".join(f"{h}={r.status}" for h, r in rec.hosts.items())
         out.append(f"  {status:8} {dur:>9}  {step.id}{hosts}")
     if state.failed_step:
-        out.append(f"failed at {state.failed_step}; `invoke run --resume` continues")
+        out.append(f"failed at {state.failed_step}; {command_hint('run', '--resume')} continues")
     return "\n".join(out)

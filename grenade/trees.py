@@ -26,8 +26,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import shlex
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +45,9 @@ _MIRROR_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
-_PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a directory under PLUGIN_DIR
 _MAX_LISTED = 10
+_HASHED_SIZE = 1 << 20  # local_changes hashes files up to this size
 
 
 # --- release names -------------------------------------------------------------------
@@ -109,11 +110,17 @@ class PreparedTree:
 # --- preparing trees ----------------------------------------------------------------
 
 
-def normalize_repo(repo: str) -> str:
-    """A repository location as stored: URLs unchanged, local paths made absolute."""
-    if "://" in repo or _SCP_LIKE.match(repo):
+def is_url(repo: str) -> bool:
+    """True for a URL (`https://...`, `user@host:path`), False for a local path."""
+    return "://" in repo or bool(_SCP_LIKE.match(repo))
+
+
+def normalize_repo(repo: str, base: Path | None = None) -> str:
+    """A repository location as stored: URLs unchanged, local paths made absolute
+    (a relative one against ``base``, the current directory by default)."""
+    if is_url(repo):
         return repo
-    return str(Path(repo).expanduser().absolute())
+    return str((base or Path.cwd()).joinpath(Path(repo).expanduser()).absolute())
 
 
 def mirror_path(repo: str, cache_dir: Path) -> Path:
@@ -137,10 +144,24 @@ def prepare_tree(
       is checked out detached, as devstack's ``git_clone`` does.
     - Modified or untracked (not ignored) files, or commits on the local branch that
       upstream does not have, raise TreeError unless ``force``, which discards them.
-    - An unknown ref or an unreachable repository raises TreeError naming both.
+    - An unknown ref or an unreachable repository raises TreeError naming both; so
+      does every other failure of git or of the disk (a full one), with git's words.
     """
-    url = normalize_repo(spec.repo)
     dest = Path(dest).absolute()
+    try:
+        return _prepare_tree(spec, dest, cache_dir, force)
+    except (git.GitError, OSError) as exc:  # TreeError is neither: it passes as it is
+        if isinstance(exc, git.GitCommandError):
+            why = f"git {' '.join(exc.command[1:2])} failed: {_git_error(exc)}"
+        elif isinstance(exc, OSError) and exc.strerror:
+            why = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        else:
+            why = str(exc)
+        raise TreeError(f"{dest} ({spec.repo}): {why}") from exc
+
+
+def _prepare_tree(spec: TreeSpec, dest: Path, cache_dir: Path | None, force: bool) -> PreparedTree:
+    url = normalize_repo(spec.repo)
     wanted = f"ref {spec.ref!r}" if spec.ref else f"branch {spec.branch!r}"
     existed = dest.exists()
     repo, created = _open_or_init(dest, url)
@@ -198,7 +219,7 @@ def prepare_plugin(
     ``branch`` may also be a tag or commit, as in ``enable_grenade_plugin``; the caller
     supplies the default (the target branch) when pluginrc names none.
     """
-    if not _PLUGIN_NAME.fullmatch(name):
+    if not PLUGIN_NAME.fullmatch(name):
         raise TreeError(f"plugin name {name!r} is not a plain directory name")
     return prepare_tree(
         TreeSpec(repo=url, branch=branch), Path(plugin_root) / name, cache_dir, force
@@ -219,46 +240,29 @@ def tree_sha(path: Path) -> str:
         raise TreeError(f"{path}: not a git checkout with a commit ({exc})") from exc
 
 
-# --- pluginrc -----------------------------------------------------------------------
-
-
-def parse_pluginrc(path: Path) -> list[tuple[str, str, str | None]]:
-    """The ``enable_grenade_plugin name url [branch]`` lines of a pluginrc, in order.
-
-    Blank lines and comments are skipped; anything else is an error naming the file and
-    line. The bash side sources the same file; this only tells us what to clone, so
-    shell variables (which only bash could expand) are refused rather than guessed.
-    """
-    path = Path(path)
+def local_changes(path: Path) -> dict[str, str] | None:
+    """Each tracked file of the checkout at ``path`` that differs from HEAD (modified,
+    staged or deleted), with a digest of its content (size and mtime for a big one);
+    None when ``path`` is not a checkout. Recorded at setup, it shows a later edit by
+    hand even where HEAD did not move. Untracked files are not edits: what stacking
+    and hooks leave in a checkout (an egg-info, a .stackenv) must not stop a resume."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise TreeError(f"{path}: cannot read pluginrc: {exc.strerror}") from exc
-    plugins: list[tuple[str, str, str | None]] = []
-    seen: dict[str, int] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        where = f"{path}:{lineno}"
+        with git.Repo(path) as repo:
+            files = _dirty_files(repo, untracked=False)
+    except (git.GitError, OSError):
+        return None
+    changes = {}
+    for name in files:
+        file = Path(path) / name
         try:
-            words = shlex.split(line, comments=True)
-        except ValueError as exc:
-            raise TreeError(f"{where}: cannot parse {line.strip()!r}: {exc}") from exc
-        if not words:
+            st = file.lstat()
+            small = stat.S_ISREG(st.st_mode) and st.st_size <= _HASHED_SIZE
+            digest = hashlib.sha256(file.read_bytes()).hexdigest()[:16] if small else None
+        except OSError:
+            changes[name] = "deleted"
             continue
-        if words[0] != "enable_grenade_plugin" or len(words) not in (3, 4):
-            raise TreeError(
-                f"{where}: expected 'enable_grenade_plugin <name> <url> [branch]', "
-                f"got {line.strip()!r}"
-            )
-        if any("$" in word or "`" in word for word in words):
-            raise TreeError(f"{where}: shell expansions are not supported: {line.strip()!r}")
-        name, url = words[1], words[2]
-        if not _PLUGIN_NAME.fullmatch(name):
-            raise TreeError(f"{where}: plugin name {name!r} is not a plain directory name")
-        if name in seen:
-            raise TreeError(f"{where}: plugin {name!r} already enabled at line {seen[name]}")
-        seen[name] = lineno
-        plugins.append((name, url, words[3] if len(words) == 4 else None))
-    return plugins
+        changes[name] = digest or f"{st.st_size} bytes, mtime {st.st_mtime_ns}"
+    return changes
 
 
 # --- internals ----------------------------------------------------------------------
@@ -306,8 +310,13 @@ def _open_or_init(dest: Path, url: str) -> tuple[git.Repo, bool]:
         return repo, False
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise TreeError(f"{dest}: exists and is not a git checkout; move it away first")
-    repo = git.Repo.init(dest)
-    repo.create_remote("origin", url)
+    existed = dest.exists()
+    try:
+        repo = git.Repo.init(dest)
+        repo.create_remote("origin", url)
+    except BaseException:  # a full disk: no half-made .git to trip over next time
+        _discard(dest, remove_dir=not existed)
+        raise
     return repo, True
 
 
@@ -318,8 +327,10 @@ def _discard(dest: Path, remove_dir: bool) -> None:
         dest.rmdir()
 
 
-def _dirty_files(repo: git.Repo) -> list[str]:
-    out = repo.git.status("--porcelain=v1", "-z", "--untracked-files=all")
+def _dirty_files(repo: git.Repo, untracked: bool = True) -> list[str]:
+    out = repo.git.status(
+        "--porcelain=v1", "-z", f"--untracked-files={'all' if untracked else 'no'}"
+    )
     entries = out.split("\0")
     files: list[str] = []
     i = 0

@@ -337,3 +337,21 @@ def test_a_dropped_connection_kills_the_hook_after_reconnecting(host, tmp_path):
     assert f"its process group {hook} was killed after reconnecting" in str(outcome[0])
     time.sleep(0.3)
     assert not alive(hook)
+
+
+def test_leftover_group_on_the_remote_is_killed_by_pgid(host, tmp_path):
+    """What the next runner does with a group a dead one left on a remote host."""
+    result, lines, _ = run(
+        host, "setsid bash -c 'echo $$; exec sleep 1000' </dev/null >&2 & sleep 0.3", tmp_path
+    )
+    assert result.ok, lines
+    pgid = int(next(line for line in lines if line.strip().isdigit()))
+    assert group_members(pgid)
+    monkey_grace = hosts.KILL_GRACE
+    hosts.KILL_GRACE = 0.2
+    try:
+        assert host.kill_leftover(pgid, "") is True
+        assert not group_members(pgid)
+        assert host.kill_leftover(pgid, "") is False  # gone: nothing to kill
+    finally:
+        hosts.KILL_GRACE = monkey_grace

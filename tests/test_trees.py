@@ -10,10 +10,10 @@ import git
 import pytest
 
 from grenade.errors import TreeError
+from grenade.pluginrc import parse_pluginrc
 from grenade.trees import (
     TreeSpec,
     mirror_path,
-    parse_pluginrc,
     prepare_plugin,
     prepare_tree,
     release_name,
@@ -293,7 +293,7 @@ def test_plugins_from_a_pluginrc(upstream: Upstream, tmp_path: Path, cache: Path
         f"enable_grenade_plugin heat {upstream.path} stable/2025.1\n"
         f"  enable_grenade_plugin 'ironic' '{other.path}'  # default branch\n"
     )
-    plugins = parse_pluginrc(pluginrc)
+    plugins = [(p.name, p.repo, p.branch) for p in parse_pluginrc(pluginrc)]
     assert plugins == [
         ("heat", str(upstream.path), "stable/2025.1"),
         ("ironic", str(other.path), None),
@@ -339,7 +339,7 @@ def test_malformed_pluginrc_line_is_named(tmp_path: Path, line: str, complaint: 
 def test_duplicate_plugin_in_pluginrc(tmp_path: Path) -> None:
     pluginrc = tmp_path / "pluginrc"
     pluginrc.write_text("enable_grenade_plugin a https://x\nenable_grenade_plugin a https://y\n")
-    with pytest.raises(TreeError, match=r"pluginrc:2: plugin 'a' already enabled at line 1"):
+    with pytest.raises(TreeError, match=r"pluginrc:2: plugin a: already enabled at .*pluginrc:1"):
         parse_pluginrc(pluginrc)
 
 

@@ -1,0 +1,133 @@
+"""What save-state will need, checked at setup: the clients of the registered databases.
+
+save-state (`save_data` in grenade/shell/functions) dumps DATABASES_TO_SAVE with the
+client programs of the DATABASE_TYPE a tree's stackrc names, found on the PATH of
+the hook. Without them it failed long after the base cloud was stacked. Setup asks
+bash the same questions in the same environment: the type from
+`_grenade_read_db_config`, the missing programs from `_grenade_missing_db_clients`
+(inc/upgrade), after sourcing grenaderc and functions as save-state does (they may
+change PATH). Both trees are asked: save-state runs on the base before the upgrade
+and on the target after it.
+
+A deployer that stacks the base itself (devstack, lite) installs the database and
+its clients then (lite's stack.sh installs PostgreSQL as root; devstack installs
+MySQL), so for it a client missing at setup is a warning; with nothing to install
+them (the external deployer: the cloud exists) it is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from .errors import ConfigError
+from .hosts import CONTROLLER
+from .localhost import LocalHost
+from .record import SetupRecord
+from .session import Session
+
+# Arguments: the trees. Output, NUL-separated: per tree its DATABASE_TYPE and the
+# missing programs (space-separated), then the PATH they were looked up on.
+_ASK = """
+GRENADE_NO_EXIT_TRAP=1
+source "$GRENADE_DIR/grenaderc" >/dev/null || exit 3
+source "$GRENADE_DIR/functions" >/dev/null || exit 3
+for dir in "$@"; do
+    _grenade_read_db_config "$dir"
+    _grenade_missing_db_clients "${_GRENADE_DB_CONFIG[DATABASE_TYPE]}"
+    printf '%s\\0%s\\0' "${_GRENADE_DB_CONFIG[DATABASE_TYPE]}" "${_GRENADE_DB_MISSING[*]}"
+done
+printf '%s\\0' "$PATH"
+"""
+
+
+def hook_env(record: SetupRecord, session: Session) -> dict[str, str]:
+    """The environment save-state gets (`Session.step_env` of its step), before the
+    setup record is in the run state: the host's own, grenade's, the settings'
+    exports, the deployer's."""
+    settings = record.settings
+    return {
+        **os.environ,
+        **session.base_env(),
+        **settings.exports,
+        **session.deployer.hook_env(session.deploy_context(record)),
+        "DATABASES_TO_SAVE": " ".join(settings.databases),
+        "UPGRADE_PROJECTS": " ".join(p.name for p in settings.projects),
+        "ENABLED_SERVICES": record.enabled_services,
+        "TOP_DIR": str(session.paths.base_devstack),
+    }
+
+
+def ask_bash(
+    session: Session, env: dict[str, str], trees: list[Path]
+) -> tuple[list[tuple[str, list[str]]], str]:
+    """([(DATABASE_TYPE, missing programs)] per tree, PATH) as save-state sees them."""
+    proc = subprocess.run(
+        ["bash", "-c", _ASK, "dbcheck", *map(str, trees)],
+        env=env,
+        cwd=session.paths.grenade_dir,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    fields = proc.stdout.decode(errors="replace").split("\0")
+    if proc.returncode != 0 or len(fields) != 2 * len(trees) + 2:
+        err = proc.stderr.decode(errors="replace").strip()
+        raise ConfigError(
+            f"setup: cannot read DATABASE_TYPE of {', '.join(map(str, trees))} "
+            f"(exit {proc.returncode}): {err[-500:]}"
+        )
+    answers = [(fields[2 * i], fields[2 * i + 1].split()) for i in range(len(trees))]
+    return answers, fields[-2]
+
+
+def who_registered(record: SetupRecord) -> str:
+    """`alpha (registered by project alpha's settings, FILE), ...`"""
+    settings = record.settings
+    by_dir = {str(Path(p.dir)): p.name for p in settings.projects}
+    parts = []
+    for db in settings.databases:
+        source = settings.database_sources.get(db)
+        if source is None:
+            parts.append(f"{db} (set before the settings ran)")
+            continue
+        project = by_dir.get(str(Path(source).parent))
+        whose = f"project {project}'s settings" if project else "settings"
+        parts.append(f"{db} (registered by {whose}, {source})")
+    return ", ".join(parts)
+
+
+def _runs_here(session: Session) -> bool:
+    # save-state runs on the controller group; a remote host's PATH is not ours
+    group = session.inventory.groups.get(CONTROLLER)
+    return group is not None and all(isinstance(h, LocalHost) for h in group.hosts)
+
+
+def check_db_clients(record: SetupRecord, session: Session) -> SetupRecord:
+    """The database clients save-state needs are on the hooks' PATH. Nothing written."""
+    if not record.settings.databases or not _runs_here(session):
+        return record
+    trees = [session.paths.base_devstack, session.paths.target_devstack]
+    answers, path = ask_bash(session, hook_env(record, session), trees)
+    found: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for tree, (db_type, missing) in zip(trees, answers, strict=True):
+        if missing:
+            found.setdefault((db_type, tuple(missing)), []).append(str(tree / "stackrc"))
+    if not found:
+        return record
+    lines = [
+        f"DATABASES_TO_SAVE has {who_registered(record)} and DATABASE_TYPE is {db_type} "
+        f"(from {' and '.join(stackrcs)}): save-state needs {', '.join(missing)}; "
+        f"not found on PATH ({path})"
+        for (db_type, missing), stackrcs in found.items()
+    ]
+    stacks = session.deployer.stack(session.deploy_context(record)) is not None
+    if not stacks:
+        raise ConfigError("setup: " + "\nsetup: ".join(lines))
+    for line in lines:
+        session.say(
+            f"setup: warning: {line} yet; the {session.deployer.name} deployer's "
+            "stack.sh must install them, or save-state will fail"
+        )
+    return record
