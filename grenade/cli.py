@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -39,8 +40,23 @@ def _guard(body: Callable[..., Any]) -> Callable[..., Any]:
             return body(c, *args, **kwargs)
         except GrenadeError as exc:
             raise Exit(f"grenade: {exc}", code=exc.exit_code) from None
+        except OSError as exc:
+            # the machine's, not grenade's: a full disk, a file made unreadable
+            raise Exit(f"grenade: {body.__name__}: {os_error_text(exc)}", code=1) from None
 
     return wrapper
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OSError in one line, naming the file (shutil's copy errors name each)."""
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
+        errors = exc.args[0]
+        src, dst, why = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return f"cannot copy {src} to {dst}: {why}{more}"
+    if exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
 
 
 _invoke_load_yaml = Config._load_yaml

@@ -24,6 +24,7 @@ from . import hosts
 from .hosts import Cancel, Result, Sink, Started, as_user, local_user
 from .watchdog import Watchdog
 
+REUSE_SLACK = 2.0  # seconds: a leader started this close to the token is the one recorded
 FOLLOW_EVERY = 0.2  # seconds between reads of the step log while the hook runs
 
 
@@ -32,14 +33,16 @@ def kill_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def start_time(pid: int) -> str:
-    """The process's start time in clock ticks since boot ("" if it is gone): with
-    the pid, what tells a process group from a later one that reuses its id."""
+def started_at(pid: int) -> float | None:
+    """When the process started, in seconds since the epoch (None if it is gone)."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as fh:
+            boot = next(int(ln.split()[1]) for ln in fh if ln.startswith("btime "))
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def group_members(pgid: int) -> list[int]:
@@ -109,7 +112,9 @@ class LocalHost:
         )
         self.watchdog.watch(proc.pid)
         if started is not None:
-            started(proc.pid, start_time(proc.pid))
+            # The token that tells this group from a later one reusing its id: when it
+            # started (reading it from /proc now would wait on the exec under way).
+            started(proc.pid, f"{time.time():.2f}")
         pidfd = os.pidfd_open(proc.pid)
         sel = selectors.DefaultSelector()
         sel.register(pidfd, selectors.EVENT_READ, "exited")
@@ -164,13 +169,15 @@ class LocalHost:
 
     def kill_leftover(self, pgid: int, token: str) -> bool:
         """Kill the process group `pgid` a dead runner left behind, if it is still
-        there and still the one it started (`token`: its leader's start time).
+        there and still the one it started (`token`: when its leader started).
 
         While any process of a group lives its id is not reused; so with the leader
         gone, every process in group `pgid` is the old hook's.
         """
-        leader = start_time(pgid)
-        if (leader and leader != token) or not group_members(pgid):
+        leader = started_at(pgid)
+        if leader is not None and abs(leader - float(token or 0)) > REUSE_SLACK:
+            return False  # the id is another process's now
+        if not group_members(pgid):
             return False
         kill_group(pgid, signal.SIGTERM)
         end = time.monotonic() + hosts.KILL_GRACE

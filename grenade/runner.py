@@ -117,7 +117,7 @@ class StepRunner:
                     if step.id in selected and step.id not in skip:
                         # what the last write could not record stops the run here,
                         # before another hook runs unrecorded
-                        state.flush()
+                        state.checkpoint()
                         self.run_step(index, len(plan), step, cancel)
                 if cancel.signum is not None:
                     raise Interrupted(cancel.signum)
@@ -186,7 +186,8 @@ class StepRunner:
         self._record(rec, results)
         event = StepFinished(step, index, total, results, rec, logs)
         if event.ok:
-            state.save_in_background()  # "done" on disk as soon as can be
+            # "done" is written with the next step's "running" (or at the end of the
+            # run): a write of its own would be waited for before the next hook
             self._publish("step_finished", event)
             return
         state.failed_step = step.id
@@ -196,8 +197,6 @@ class StepRunner:
         if cancel.signum is not None:
             session.say(message)
             raise Interrupted(cancel.signum)
-        # the console gets it as the error; grenade.log, the log a gate job keeps, too
-        session.log.record(message)
         # (a hook that exited 0 while a signal arrived is done; the loop stops after it)
         first = next(iter(event.failed.values()))
         code = first.exited if first.exited > 0 else 1

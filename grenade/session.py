@@ -18,7 +18,7 @@ from . import deployers as dep
 from . import leftovers
 from .config import GrenadeConfig
 from .deployers.registry import get_deployer
-from .errors import StateError, command_hint
+from .errors import GrenadeError, StateError, command_hint
 from .files import RunLock
 from .hosts import Inventory
 from .logs import RunLog
@@ -70,7 +70,12 @@ class Session:
         leftovers.reap(self)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, GrenadeError):
+            # Why the task failed, masked (a settings error may quote a password),
+            # and in grenade.log too: the log a gate job keeps, not only the console.
+            exc.args = (self.masker.mask(str(exc)), *exc.args[1:])
+            self.log.record(f"grenade: {exc}")
         self.close_log()
         if self._own_inventory:
             self.inventory.close()

@@ -26,6 +26,9 @@ STATE_VERSION = 2
 # Room kept beside the state for its last writes when the disk fills up: a run
 # stopped by a full disk still records how far it got, so a resume re-runs nothing.
 RESERVE_BYTES = 512 * 1024
+# Below this much free space the state is written before each hook, not beside it:
+# a write that fails then stops the run before the hook, not one hook later.
+LOW_SPACE_BYTES = 64 * 1024 * 1024
 FULL = (errno.ENOSPC, errno.EDQUOT)
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
 
@@ -55,6 +58,14 @@ def write_state(path: Path, text: str) -> None:
         ) from None
     if not reserve.exists():
         keep_room(reserve)
+
+
+def low_on_space(directory: Path) -> bool:
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return True  # cannot tell: write now, and hear why if it fails
+    return st.f_bavail * st.f_frsize < LOW_SPACE_BYTES
 
 
 def keep_room(reserve: Path) -> None:
@@ -87,6 +98,11 @@ class _Writer:
         with self.cond:
             self.pending = text  # a newer state replaces one not yet written
             self.cond.notify_all()
+
+    def failed(self) -> bool:
+        """Whether a finished write failed (without waiting for one in flight)."""
+        with self.cond:
+            return self.error is not None
 
     def flush(self) -> None:
         with self.cond:
@@ -280,6 +296,14 @@ class RunState:
         (StateWriteError, naming the file and the reason)."""
         if self._writer is not None:
             self._writer.flush()
+
+    def checkpoint(self) -> None:
+        """Before a hook: raise what a background write failed with; and on a nearly
+        full disk, write now, so that a state that cannot be written stops the run
+        before the hook runs unrecorded (StateWriteError either way)."""
+        failed = self._writer is not None and self._writer.failed()
+        if failed or low_on_space(self.path.parent):
+            self.save()
 
     @property
     def is_setup(self) -> bool:

@@ -334,7 +334,7 @@ def test_plugin_git_failures_are_messages(run_yaml, tmp_path):
 
 
 @fault(
-    "9.12",
+    "9.12d",
     "`plan` while another run holds the stack_root",
     "0 / 1",
     "prints the run's plan without the lock; refused, changing nothing, if not set up yet",

@@ -58,22 +58,37 @@ def state_of(stack: Path) -> dict:
     return json.loads((stack / "save/run-state.json").read_text())
 
 
-def hung_hook(config: Path, stack: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    """A run whose verify-pre/alpha hook hangs with a background child; (runner, child)."""
-    runner = start(config, "run", env=env)
+HUNG = "verify-noapi/alpha"  # after save-state: the database dumps exist
+
+
+def sqlite_base(stack: Path) -> None:
+    """A base tree whose stackrc names an SQLite database for alpha: save-state dumps it."""
+    tree = stack / "old" / "devstack"
+    tree.mkdir(parents=True)
+    (stack / "db").mkdir()
+    (stack / "db" / "alpha.db").write_text("alpha's rows\n")
+    (tree / "stackrc").write_text(f"DATABASE_TYPE=sqlite\nDATABASE_SQLITE_DIR={stack}/db\n")
+
+
+def hung_hook(config: Path, stack: Path) -> tuple[subprocess.Popen[str], int]:
+    """A run whose verify-noapi/alpha hook hangs with a background child; (runner, child)."""
+    sqlite_base(stack)
+    runner = start(config, "run", env={"HANG_IN": HUNG})
     wait_for(lambda: (stack / "save/hung-child.pid").exists())
     # the state on disk names the running hook's process group
-    wait_for(lambda: state_of(stack)["steps"]["verify-pre/alpha"]["hosts"]["local"].get("pgid"))
+    wait_for(lambda: state_of(stack)["steps"][HUNG]["hosts"]["local"].get("pgid"))
     return runner, int((stack / "save/hung-child.pid").read_text())
 
 
 def assert_intact(stack: Path) -> None:
-    """What a failed run must leave: state, resource memory, logs."""
+    """What a failed run must leave: state, resource memory, logs, database dumps."""
     state = state_of(stack)
     assert state["steps"]["create/alpha"]["status"] == "done"
     assert "widget = a widget with spaces" in (stack / "save/grenade_db.ini").read_text()
     assert (stack / "logs/grenade.log").stat().st_size > 0
     assert list((stack / "logs/steps").glob("*create_alpha@local.log"))
+    (dump,) = (stack / "save").glob("alpha.sql.*")
+    assert dump.read_text() == "alpha's rows\n"
 
 
 def resume_skips_finished(config: Path, stack: Path, failed: str) -> None:
@@ -84,7 +99,8 @@ def resume_skips_finished(config: Path, stack: Path, failed: str) -> None:
     after = trace(stack)[before:]
     kind, project = failed.split("/")
     assert after[0].startswith(f"{kind} {project} "), after
-    assert not any(line.startswith(("create", "early-create")) for line in after), after
+    finished = ("create", "early-create", "verify-pre", "shutdown")
+    assert not any(line.startswith(finished) for line in after), after
     assert after[-1] == "destroyed"
 
 
@@ -98,8 +114,8 @@ def resume_skips_finished(config: Path, stack: Path, failed: str) -> None:
 )
 def test_sigkilled_runner_takes_its_hook_along(run_yaml):
     config, stack = run_yaml(), run_yaml().parent / "stack"
-    runner, child = hung_hook(config, stack, {"HANG_IN": "verify-pre/alpha"})
-    hook = state_of(stack)["steps"]["verify-pre/alpha"]["hosts"]["local"]["pgid"]
+    runner, child = hung_hook(config, stack)
+    hook = state_of(stack)["steps"][HUNG]["hosts"]["local"]["pgid"]
     runner.kill()
     runner.communicate(timeout=30)
     killed = time.monotonic()
@@ -107,19 +123,19 @@ def test_sigkilled_runner_takes_its_hook_along(run_yaml):
     wait_for(lambda: not alive(child) and not alive(hook), timeout=KILL_GRACE + 5)
     assert time.monotonic() - killed < KILL_GRACE
     assert_intact(stack)
-    assert state_of(stack)["steps"]["verify-pre/alpha"]["status"] == "running"
+    assert state_of(stack)["steps"][HUNG]["status"] == "running"
 
     proc = invoke(config, "run")  # a failed run is not continued without --resume
     assert proc.returncode == 1
     assert (
-        f"step verify-pre/alpha was still running on host local when its runner "
+        f"step {HUNG} was still running on host local when its runner "
         f"(pid {runner.pid}) died: its process group {hook} is gone"
     ) in proc.stdout
     assert "--resume" in proc.stderr
     state = state_of(stack)
-    assert state["failed_step"] == "verify-pre/alpha"
-    assert state["steps"]["verify-pre/alpha"]["status"] == "failed"
-    resume_skips_finished(config, stack, "verify-pre/alpha")
+    assert state["failed_step"] == HUNG
+    assert state["steps"][HUNG]["status"] == "failed"
+    resume_skips_finished(config, stack, HUNG)
 
 
 def watchdog_of(runner: int) -> int:
@@ -144,8 +160,8 @@ def watchdog_of(runner: int) -> int:
 )
 def test_leftover_group_is_killed_by_the_next_start(run_yaml):
     config, stack = run_yaml(), run_yaml().parent / "stack"
-    runner, child = hung_hook(config, stack, {"HANG_IN": "verify-pre/alpha"})
-    hook = state_of(stack)["steps"]["verify-pre/alpha"]["hosts"]["local"]["pgid"]
+    runner, child = hung_hook(config, stack)
+    hook = state_of(stack)["steps"][HUNG]["hosts"]["local"]["pgid"]
     os.kill(watchdog_of(runner.pid), signal.SIGKILL)
     runner.kill()
     runner.communicate(timeout=30)
@@ -170,18 +186,18 @@ def test_leftover_group_is_killed_by_the_next_start(run_yaml):
 )
 def test_sighup_stops_the_run_like_sigterm(run_yaml):
     config, stack = run_yaml(), run_yaml().parent / "stack"
-    runner, child = hung_hook(config, stack, {"HANG_IN": "verify-pre/alpha"})
+    runner, child = hung_hook(config, stack)
     runner.send_signal(signal.SIGHUP)
     out, err = runner.communicate(timeout=30)
     assert runner.returncode == 129, err
     assert "interrupted by signal 1" in err
-    assert "FAILED step verify-pre/alpha: project alpha, phase verify-pre, host local" in out
+    assert f"FAILED step {HUNG}: project alpha, phase verify-noapi, host local" in out
     assert not alive(child)
     state = state_of(stack)
-    assert state["failed_step"] == "verify-pre/alpha"
-    assert "pgid" not in state["steps"]["verify-pre/alpha"]["hosts"]["local"]
+    assert state["failed_step"] == HUNG
+    assert "pgid" not in state["steps"][HUNG]["hosts"]["local"]
     assert_intact(stack)
-    resume_skips_finished(config, stack, "verify-pre/alpha")
+    resume_skips_finished(config, stack, HUNG)
 
 
 @fault(
@@ -215,12 +231,16 @@ def test_corrupt_state_is_recovered_from_prev(run_yaml):
     path = stack / "save/run-state.json"
     prev = json.loads(path.with_name("run-state.json.prev").read_text())
     path.write_text(path.read_text()[:40])  # torn
-    proc = invoke(config, "upgrade")
+    before = len(trace(stack))
+    proc = invoke(config, "run")
     assert proc.returncode == 0, proc.stderr
     assert "run state unreadable" in proc.stdout and "run-state.json.prev" in proc.stdout
-    done = [s for s, r in prev["steps"].items() if r["status"] == "done"]
-    assert state_of(stack)["steps"]["save-state/grenade"]["status"] == "done"
-    assert all(state_of(stack)["steps"][s]["status"] == "done" for s in done)
+    again = [s for s, r in prev["steps"].items() if r["status"] != "done"]
+    assert again == ["verify-pre/beta"]  # the one step the copy is behind
+    after = trace(stack)[before:]
+    assert after[0] == "verify-pre beta resources.sh verify pre-upgrade TOP=old", after
+    assert not any(line.startswith(("create", "early-create")) for line in after)
+    assert all(r["status"] == "done" for r in state_of(stack)["steps"].values())
 
 
 @pytest.fixture

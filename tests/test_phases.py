@@ -274,6 +274,7 @@ def test_hung_hook_and_children_killed_at_timeout(run_yaml, monkeypatch):
         run_all(config)
     assert time.monotonic() - start < 20
     assert "timed out after 2s (process group killed)" in str(err.value)
+    assert err.value.exit_code == 124
     child = int((config.parent / "stack/save/hung-child.pid").read_text())
     time.sleep(0.2)
     assert not _alive(child)
