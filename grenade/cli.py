@@ -23,9 +23,11 @@ from invoke.util import yaml as invoke_yaml  # invoke's own (vendored) PyYAML
 
 from grenade import __version__, phases
 from grenade.clean import clean as clean_run
+from grenade.cleanup import force_destroy as force_destroy_run
+from grenade.cli_plugins import lint, new_plugin
 from grenade.config import GrenadeConfig
 from grenade.config_sources import env_skeleton, yaml_error_text
-from grenade.errors import GrenadeError
+from grenade.errors import GrenadeError, hint_config
 from grenade.plan import KIND_HELP, KINDS, format_plan
 from grenade.session import Session
 from grenade.summary import status_text
@@ -93,6 +95,7 @@ RESUME_HELP = "continue a failed run at its failed step (checks trees, projects,
 
 def _session(c: Context, task: str, state_required: bool = True) -> Session:
     cfg = GrenadeConfig.from_invoke(c.config)
+    hint_config(getattr(c.config, "_runtime_path", None))
     return Session(cfg, state_required=state_required, task=task)
 
 
@@ -181,6 +184,18 @@ def clean(c, logs=False, trees=False):
         clean_run(session, logs=logs, trees=trees)
 
 
+@task(name="force-destroy")
+@_guard
+def force_destroy(c):
+    """After a failed run: resources.sh force_destroy, then destroy, for every project.
+
+    Both in reverse project order. A failing step does not stop the others; the
+    failures are listed at the end (project, phase, host, log) and the exit code is 1.
+    """
+    with _session(c, "force-destroy") as session:
+        force_destroy_run(session)
+
+
 @task(help={"release": "the series whose lock file to regenerate, e.g. 2026.1"})
 @_guard
 def lock(c, release):
@@ -193,7 +208,22 @@ def lock(c, release):
 
 phase = Collection("phase", *(_steps_task(f"phase.{k}", (k,), KIND_HELP[k]) for k in KINDS))
 
-ns = Collection(setup, base, upgrade, verify, destroy, run, plan, status, clean, lock, phase)
+ns = Collection(
+    setup,
+    base,
+    upgrade,
+    verify,
+    destroy,
+    force_destroy,
+    run,
+    plan,
+    status,
+    clean,
+    lock,
+    lint,
+    new_plugin,
+    phase,
+)
 ns.configure({"grenade": env_skeleton()})
 
 

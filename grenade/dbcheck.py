@@ -63,14 +63,19 @@ def ask_bash(
     session: Session, env: dict[str, str], trees: list[Path]
 ) -> tuple[list[tuple[str, list[str]]], str]:
     """([(DATABASE_TYPE, missing programs)] per tree, PATH) as save-state sees them."""
-    proc = subprocess.run(
-        ["bash", "-c", _ASK, "dbcheck", *map(str, trees)],
-        env=env,
-        cwd=session.paths.grenade_dir,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
+    try:
+        proc = subprocess.run(
+            ["bash", "-c", _ASK, "dbcheck", *map(str, trees)],
+            env=env,
+            cwd=session.paths.grenade_dir,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"setup: reading DATABASE_TYPE of {', '.join(map(str, trees))} took more than 120s"
+        ) from None
     fields = proc.stdout.decode(errors="replace").split("\0")
     if proc.returncode != 0 or len(fields) != 2 * len(trees) + 2:
         err = proc.stderr.decode(errors="replace").strip()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+
 
 class GrenadeError(Exception):
     """Base of every error grenade reports to the user (printed without a traceback)."""
@@ -49,11 +52,22 @@ class Interrupted(GrenadeError):
         self.exit_code = 128 + signum
 
 
+_HINT_OPTIONS: list[str] = []  # the program options every hint repeats (`-f run.yaml`)
+
+
+def hint_config(runtime_file: str | None) -> None:
+    """The config file the user passed with -f: every hint names it, so that the
+    command it prints acts on the same run (without it, the defaults' stack_root)."""
+    _HINT_OPTIONS[:] = ["-f", os.path.abspath(runtime_file)] if runtime_file else []
+
+
 def command_hint(task: str, *args: str) -> str:
-    """A command for the user to run next, as they would type it: `grenade TASK ARGS`.
+    """A command for the user to run next, as they would type it: `grenade [-f FILE]
+    TASK ARGS`.
 
     `task` is the task's name as the command line takes it (`base`, `phase.create`),
     so a hint after a failure names the task the user ran, with options it accepts.
-    The words are grenade's own (task names, options, step kinds): nothing to quote.
+    The config file is quoted for the shell; the other words are grenade's own (task
+    names, options, step kinds).
     """
-    return "`" + " ".join(["grenade", task, *args]) + "`"
+    return "`" + shlex.join(["grenade", *_HINT_OPTIONS, task, *args]) + "`"

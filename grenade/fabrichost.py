@@ -260,7 +260,9 @@ class FabricHost:
             self.command_line(argv, cwd, user, log),
             asynchronous=True, hide=False, warn=True, pty=False, out_stream=out, err_stream=err,
             # latin-1 both ways (see _SinkStream): these are the script's UTF-8 bytes
-            in_stream=_AllAtOnce(self.env_script(env).encode().decode("latin-1")),
+            in_stream=_AllAtOnce(
+                self.env_script({**env, "GRENADE_HOST": self.name}).encode().decode("latin-1")
+            ),
             encoding="latin-1",
         )  # fmt: skip
         runner = promise.runner

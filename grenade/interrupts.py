@@ -113,7 +113,7 @@ class SetupInterrupts:
 
     def __enter__(self) -> SetupInterrupts:
         if threading.current_thread() is threading.main_thread():
-            for sig in SignalGuard.SIGNALS:
+            for sig in SignalGuard.handled():
                 self.old[sig] = signal.signal(sig, self._handle)
         return self
 

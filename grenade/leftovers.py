@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .logs import mask_file
 from .state import FAILED, PENDING, RUNNING
 
 if TYPE_CHECKING:
@@ -36,6 +37,10 @@ def reap(session: Session) -> list[str]:
                     f"step {step_id} was still running on host {name} when its runner "
                     f"({runner}) died: {what}"
                 )
+            if host_rec.log:
+                # its runner died before it could mask the secrets the hook printed
+                session.masker.refresh()
+                mask_file(session.log.steps_dir / host_rec.log, session.masker)
             host_rec.status, host_rec.pgid, host_rec.pgid_token = FAILED, None, ""
             host_rec.message = "its runner died while it ran"
         if state.recovered:

@@ -33,31 +33,38 @@ def kill_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def started_at(pid: int) -> float | None:
-    """When the process started, in seconds since the epoch (None if it is gone)."""
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, ...);
+    None if the process is gone. The name may hold spaces and parentheses."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+            return fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def started_at(pid: int) -> float | None:
+    """When a live process started, in seconds since the epoch (None if it is gone
+    or a zombie: an init that does not reap may keep those for long)."""
+    fields = proc_stat(pid)
+    if fields is None or fields[0] == "Z":
+        return None
+    try:
         with open("/proc/stat") as fh:
             boot = next(int(ln.split()[1]) for ln in fh if ln.startswith("btime "))
-    except (OSError, IndexError, ValueError, StopIteration):
+    except (OSError, StopIteration, ValueError):
         return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def group_members(pgid: int) -> list[int]:
-    """The pids of the live processes in a process group, from /proc (zombies, which
-    an init that does not reap may keep for long, are not alive)."""
+    """The pids of the live (not zombie) processes in a process group, from /proc."""
     members = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-                if fields[0] != "Z" and int(fields[2]) == pgid:
-                    members.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
+            fields = proc_stat(int(entry.name))
+            if fields is not None and fields[0] != "Z" and int(fields[2]) == pgid:
+                members.append(int(entry.name))
     return members
 
 
@@ -106,7 +113,7 @@ class LocalHost:
             stdin=self._devnull(),
             stdout=sink.fileno(),
             stderr=subprocess.STDOUT,
-            env={**self._environ, **env},
+            env={**self._environ, **env, "GRENADE_HOST": self.name},
             cwd=cwd,
             start_new_session=True,  # own process group: killable as a whole
         )
@@ -168,16 +175,14 @@ class LocalHost:
         )
 
     def kill_leftover(self, pgid: int, token: str) -> bool:
-        """Kill the process group `pgid` a dead runner left behind, if it is still
-        there and still the one it started (`token`: when its leader started).
+        """Kill the process group `pgid` a dead runner left behind, if its leader (the
+        hook) still runs and is the one recorded (`token`: when it started).
 
-        While any process of a group lives its id is not reused; so with the leader
-        gone, every process in group `pgid` is the old hook's.
+        With the leader gone the hook had ended: what it left running in its group
+        is its business, as after any hook that exits (and a reused id is not ours).
         """
         leader = started_at(pgid)
-        if leader is not None and abs(leader - float(token or 0)) > REUSE_SLACK:
-            return False  # the id is another process's now
-        if not group_members(pgid):
+        if leader is None or abs(leader - float(token or 0)) > REUSE_SLACK:
             return False
         kill_group(pgid, signal.SIGTERM)
         end = time.monotonic() + hosts.KILL_GRACE

@@ -118,34 +118,44 @@ def _read_from(fd: int, offset: int) -> bytes:
     return b"".join(chunks)
 
 
+def mask_file(path: Path, masker: Masker) -> bool:
+    """`mask_in_place` for a log no sink has open (a dead runner's step log)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return mask_in_place(fd, masker)
+    finally:
+        os.close(fd)
+
+
 def mask_in_place(fd: int, masker: Masker) -> bool:
     """Rewrite the file open at `fd` masked, on the same inode; True if it changed.
 
     Not by rename: children of the hook left running in the background hold the
-    file open with O_APPEND and keep appending at its new end. A line they append
-    in the instant between the last read and the truncation may be lost; what they
-    append after it is not masked (the hook has ended; the step is recorded).
+    file open with O_APPEND and keep appending at its end. Each value becomes as
+    many `*` as it has bytes, so the file keeps its length: nothing is truncated
+    (what they append meanwhile stays) and a full disk needs no room for it. What
+    they append after the rewrite is not masked (the hook has ended). Never raises:
+    the step's result, recorded after it, matters more than its log.
     """
-    data = _read_from(fd, 0)
-    masked = masker.mask_bytes(data)
-    if masked == data:
-        return False
-    # pwrite on an O_APPEND descriptor appends whatever the offset (Linux): write
-    # through a second one, opened on the same file, without it.
     try:
+        data = _read_from(fd, 0)
+        masked = masker.mask_bytes(data, same_length=True)
+        if masked == data:
+            return False
+        # pwrite on an O_APPEND descriptor appends whatever the offset (Linux): write
+        # through a second one, opened on the same file, without it.
         out = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_CLOEXEC)
-    except FileNotFoundError:  # no /proc: nothing to write through safely
+        try:
+            done = 0
+            while done < len(masked):
+                done += os.pwrite(out, masked[done:], done)
+        finally:
+            os.close(out)
+    except OSError:
         return False
-    try:
-        if more := _read_from(fd, len(data)):  # appended meanwhile
-            data += more
-            masked = masker.mask_bytes(data)
-        done = 0
-        while done < len(masked):
-            done += os.pwrite(out, masked[done:], done)
-        os.ftruncate(out, len(masked))
-    finally:
-        os.close(out)
     return True
 
 

@@ -17,6 +17,7 @@ from .errors import ConfigError, Interrupted
 from .events import Observer
 from .interrupts import SetupInterrupts
 from .plan import COARSE, KINDS, RESOURCE_PHASES, format_plan
+from .reports import Reports
 from .runner import StepRunner
 from .session import Session
 from .setup import init_save_dir, run_setup
@@ -55,8 +56,8 @@ def ensure_setup(session: Session) -> None:
 
 
 def observers(session: Session) -> list[Observer]:
-    """Who hears about every step: the progress lines and the summary log."""
-    return [Progress(session)]
+    """Who hears about every step: the progress lines and the summary log, the reports."""
+    return [Progress(session), Reports(session)]
 
 
 def run_kinds(
@@ -76,7 +77,16 @@ def run_kinds(
     say_skipped_resources(session, kinds)
     selected = {s.id for s in plan if s.kind in kinds}
     skip = resume.steps_to_skip(session, plan, selected, force)
-    StepRunner(session, observers(session)).run(plan, selected, skip)
+    listeners = observers(session)
+    try:
+        StepRunner(session, listeners).run(plan, selected, skip)
+    finally:
+        # what an observer still holds (the reports' last write) is out before the
+        # task ends, however the steps ended
+        for listener in listeners:
+            close = getattr(listener, "close", None)
+            if close is not None:
+                close()
 
 
 def say_skipped_resources(session: Session, kinds: Sequence[str]) -> None:

@@ -18,6 +18,7 @@ from .plugins import Project, Settings
 KINDS: tuple[str, ...] = (
     "stack-base",
     "verify-base",
+    "versions-base",
     "early-create",
     "create",
     "verify-pre",
@@ -27,6 +28,7 @@ KINDS: tuple[str, ...] = (
     "verify-noapi",
     "prep-target",
     "upgrade",
+    "converge",
     "verify-post",
     "verify-target",
     "destroy",
@@ -36,6 +38,7 @@ KINDS: tuple[str, ...] = (
 KIND_HELP: dict[str, str] = {
     "stack-base": "Deploy the base cloud with the deployer (the base tree's stack.sh).",
     "verify-base": "Check the base cloud: verify.sh base per project, then the smoke command.",
+    "versions-base": "Record which version each service runs at the base, read from its process.",
     "early-create": "resources.sh early_create per project (horizontal resources).",
     "create": "resources.sh create per project.",
     "verify-pre": "resources.sh verify pre-upgrade per project.",
@@ -45,6 +48,7 @@ KIND_HELP: dict[str, str] = {
     "verify-noapi": "resources.sh verify_noapi pre-upgrade: the APIs are down.",
     "prep-target": "Prepare the target side (prep-target).",
     "upgrade": "upgrade.sh per project (per-release scripts applied inside it).",
+    "converge": "Every service runs the target release's code, read from its process.",
     "verify-post": "resources.sh verify post-upgrade per project.",
     "verify-target": "Check the target: verify.sh target, smoke command, DB dumps again.",
     "destroy": "resources.sh destroy per project, in reverse order.",
@@ -52,8 +56,16 @@ KIND_HELP: dict[str, str] = {
 
 # The coarse, chainable tasks and the kinds each one runs.
 COARSE: dict[str, tuple[str, ...]] = {
-    "base": ("stack-base", "verify-base", "early-create", "create", "verify-pre"),
-    "upgrade": ("save-state", "shutdown", "snapshot", "verify-noapi", "prep-target", "upgrade"),
+    "base": ("stack-base", "verify-base", "versions-base", "early-create", "create", "verify-pre"),
+    "upgrade": (
+        "save-state",
+        "shutdown",
+        "snapshot",
+        "verify-noapi",
+        "prep-target",
+        "upgrade",
+        "converge",
+    ),
     "verify": ("verify-post", "verify-target"),
     "destroy": ("destroy",),
 }
@@ -113,6 +125,8 @@ class PlanInputs:
     base_release_name: str = "old"  # the release directory names, as in SAVE_DIR dumps
     target_release_name: str = "new"
     target_devstack: str = ""
+    # the deployer's reading of what its services run (Deployer.running_versions)
+    versions: tuple[str, ...] | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -159,6 +173,35 @@ def _smoke_step(kind: str, inp: PlanInputs, enabled: bool, side: str) -> list[St
     return []
 
 
+def _versions_step(kind: str, inp: PlanInputs) -> list[Step]:
+    """versions-base records what runs at the base; converge checks, after the upgrade,
+    that it all runs code from the target release's directory (``grenade.versions``)."""
+    if not inp.versions:
+        return []
+    if kind == "versions-base":
+        return [
+            Step(
+                kind,
+                "grenade",
+                ("python3", "-m", "grenade.versions", "record", "--", *inp.versions),
+            )
+        ]
+    target_dir = str(Path(inp.target_devstack).parent) if inp.target_devstack else ""
+    if not target_dir:
+        return []  # no target release dir to compare with
+    argv = (
+        "python3",
+        "-m",
+        "grenade.versions",
+        "check",
+        "--target-dir",
+        target_dir,
+        "--",
+        *inp.versions,
+    )
+    return [Step(kind, "grenade", argv, side="target")]
+
+
 def build_plan(inp: PlanInputs) -> list[Step]:
     """Every step of a full run, in order."""
     s = inp.settings
@@ -198,6 +241,8 @@ def build_plan(inp: PlanInputs) -> list[Step]:
             steps.append(Step(kind, "grenade", ("bash", str(gdir / "prep-target")), side="target"))
         elif kind == "upgrade":
             steps += _upgrade_steps(inp)
+        elif kind in ("versions-base", "converge"):
+            steps += _versions_step(kind, inp)
         elif kind == "verify-target":
             steps += _hook_steps(kind, ordered, "verify.sh", ("target",), "target")
             steps += _smoke_step(kind, inp, s.target_run_smoke, "target")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SettingsError
+from .hosts import KILL_GRACE
 from .trees import upgrade_direction
+from .watchdog import Watchdog
 
 HOOKS = ("upgrade.sh", "shutdown.sh", "resources.sh", "verify.sh", "snapshot.sh")
 
@@ -114,6 +117,13 @@ def parse_records(blob: bytes) -> list[tuple[str, str]]:
     ]
 
 
+# `NAME=value` of a secret-looking name, as xtrace or an echo of an export shows it
+SECRET_ASSIGNMENT = re.compile(
+    r"(\b[A-Za-z_][A-Za-z0-9_]*(?:PASSWORD|PASSWD|TOKEN|KEY|SECRET)[A-Za-z0-9_]*=)\S+",
+    re.IGNORECASE,
+)
+
+
 def load_settings(
     grenade_dir: Path, files: list[Path], env: dict[str, str], timeout: float = 300
 ) -> Settings:
@@ -124,6 +134,8 @@ def load_settings(
     more; its records and scratch files live in a directory under GRENADE_DIR that
     is removed however this ends (not /tmp, where a killed run left them behind).
     """
+    for stale in grenade_dir.glob(".settings-*"):  # a runner killed while sourcing
+        shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=".settings-", dir=grenade_dir))
     out_path = work / "records"
     argv = ["bash", str(grenade_dir / "inc" / "dump-settings"), str(out_path), *map(str, files)]
@@ -131,6 +143,8 @@ def load_settings(
         stdout, stderr, returncode = _run_in_own_group(argv, env, grenade_dir, timeout)
         if returncode != 0:
             detail = "\n".join((stderr or stdout).strip().splitlines()[-20:])
+            # the masker learns the exports of settings that loaded; these did not
+            detail = SECRET_ASSIGNMENT.sub(r"\1******", detail)
             raise SettingsError(
                 f"phase setup: loading plugin settings failed (exit {returncode}):\n{detail}"
             )
@@ -150,6 +164,8 @@ def _run_in_own_group(
 ) -> tuple[str, str, int]:
     """(stdout, stderr, exit code) of `argv` run in a new session; on any exception
     (the timeout, an `Interrupted` raised by a signal) its process group is killed."""
+    watchdog = Watchdog(KILL_GRACE)  # a runner killed outright takes the bash along
+    watchdog.start()
     proc = subprocess.Popen(
         argv,
         env=env,
@@ -160,6 +176,7 @@ def _run_in_own_group(
         text=True,
         start_new_session=True,
     )
+    watchdog.watch(proc.pid)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except BaseException:
@@ -170,6 +187,9 @@ def _run_in_own_group(
             if pipe is not None:
                 pipe.close()
         raise
+    finally:
+        watchdog.forget(proc.pid)
+        watchdog.close()
     return stdout, stderr, proc.returncode
 
 

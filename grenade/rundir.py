@@ -17,6 +17,7 @@ from pathlib import Path
 from . import LITE_TREE, SHELL_DIR
 from .config import GrenadeConfig
 from .config_sources import DEFAULTS
+from .errors import ConfigError
 from .secrets import hook_owner, private_dir, private_write
 
 SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -145,7 +146,7 @@ def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, pluginrc: list[str]) -> 
     }
     lines = ["# written by grenade setup; edit the run config instead", *localrc_lines(defaults)]
     if cfg.localrc_file:
-        lines += [f"# from {cfg.localrc_file}", Path(cfg.localrc_file).read_text()]
+        lines += [f"# from {cfg.localrc_file}", _read_text(Path(cfg.localrc_file))]
     if cfg.grenade_localrc:
         lines += ["# from config grenade.grenade_localrc", *localrc_lines(cfg.grenade_localrc)]
     lines += [
@@ -163,3 +164,13 @@ def write_grenade_dir(paths: Paths, cfg: GrenadeConfig, pluginrc: list[str]) -> 
 def pluginrc_line(name: str, repo: str, branch: str | None) -> str:
     """One `enable_grenade_plugin` line; the values are quoted, never evaluated."""
     return shlex.join(["enable_grenade_plugin", name, repo, *([branch] if branch else [])])
+
+
+def _read_text(path: Path) -> str:
+    """A user's file, as text; not UTF-8 is an error naming it and where."""
+    data = path.read_bytes()
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text ({exc.reason})") from None

@@ -25,6 +25,7 @@ from .events import Observer, StepFinished, StepStarted
 from .hosts import Cancel, HostGroup, Result
 from .logs import LogSink, RunLog, step_log_name, tail
 from .plan import Step
+from .resources import read_results
 from .session import Session
 from .state import DONE, FAILED, RUNNING, HostRecord, StepRecord
 
@@ -50,9 +51,15 @@ class SignalGuard:
         self.old: dict[int, Any] = {}
 
     def __enter__(self) -> SignalGuard:
-        for sig in self.SIGNALS:
+        for sig in self.handled():
             self.old[sig] = signal.signal(sig, self._handle)
         return self
+
+    @classmethod
+    def handled(cls) -> list[int]:
+        """The signals to handle: not those we were started ignoring (`nohup`, a
+        background job without job control), which must keep not stopping the run."""
+        return [sig for sig in cls.SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
 
     def _handle(self, signum: int, frame: object) -> None:
         self.cancel.set(signum)
@@ -186,8 +193,7 @@ class StepRunner:
         self._record(rec, results)
         event = StepFinished(step, index, total, results, rec, logs)
         if event.ok:
-            # "done" is written with the next step's "running" (or at the end of the
-            # run): a write of its own would be waited for before the next hook
+            state.save_in_background()  # "done" on disk at once; nothing waits for it
             self._publish("step_finished", event)
             return
         state.failed_step = step.id
@@ -227,8 +233,19 @@ class StepRunner:
     def failure_message(
         self, step: Step, failed: Mapping[str, Result], logs: Mapping[str, Path]
     ) -> str:
-        """One block per failed host: what failed where, why, the log and its last lines."""
+        """One block per failed host: what failed where, why, the resource checks the
+        step reported failed (`FAIL project resource: detail`), the log and its last lines."""
         group = self.session.inventory.group(step.group)
+        checks = list(
+            dict.fromkeys(  # a resumed step's earlier attempt reported the same ones
+                f"  FAIL {r.get('project')} {r.get('resource')}: {r.get('detail', '')}"
+                for r in read_results(self.session.paths.save_dir)
+                if r.get("result") == "fail"
+                and r.get("project") == step.project
+                and r.get("phase") == step.kind
+                and r.get("side", "") == step.resource_side
+            )
+        )
         blocks = []
         for host, result in failed.items():
             lines = tail(logs[host], TAIL_LINES)
@@ -241,6 +258,7 @@ class StepRunner:
             blocks += [
                 f"FAILED step {step.id}: project {step.project}, phase {step.kind}, "
                 f"host {host}, {result.why()}",
+                *(line.replace("\n", "\n      ") for line in checks),
                 *([where] if where else []),
                 f"  script: {step.script}",
                 f"  log:    {logs[host]}",

@@ -147,9 +147,16 @@ class Masker:
         patterns = self._patterns
         return patterns[0].sub(MASK, text) if patterns else text
 
-    def mask_bytes(self, data: bytes) -> bytes:
+    def mask_bytes(self, data: bytes, same_length: bool = False) -> bytes:
+        """`data` masked; with `same_length`, each value by as many `*` as it has
+        bytes: a file rewritten in place then keeps its length (nothing to
+        truncate, nothing a writer appends meanwhile lost, no room needed)."""
         patterns = self._patterns
-        return patterns[1].sub(MASK.encode(), data) if patterns else data
+        if not patterns:
+            return data
+        if same_length:
+            return patterns[1].sub(lambda m: b"*" * len(m[0]), data)
+        return patterns[1].sub(MASK.encode(), data)
 
 
 def _stat_key(path: Path) -> tuple[tuple[int, int, int], ...]:

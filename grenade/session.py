@@ -185,8 +185,14 @@ class Session:
                 base_release_name=self.paths.base_release_dir.name,
                 target_release_name=self.paths.target_release_dir.name,
                 target_devstack=str(self.paths.target_devstack),
+                versions=self._reading(setup),
             )
         )
+
+    def _reading(self, setup: SetupRecord) -> tuple[str, ...] | None:
+        """The deployer's reading of what its services run (the convergence steps)."""
+        command = self.deployer.running_versions(self.deploy_context(setup))
+        return tuple(command.argv) if command else None
 
     # -- environment -------------------------------------------------------------------
 

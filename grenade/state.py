@@ -7,7 +7,6 @@ stopped (the lock that makes a stack_root one run's is grenade.files.RunLock).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -271,11 +270,16 @@ class RunState:
     def save(self) -> None:
         """Write the state now (after any background write still going on).
 
-        Raises StateWriteError when it cannot be written (a background write that
-        failed before is superseded by this one)."""
+        Raises StateWriteError when it cannot be written, or when a background
+        write failed before (after writing this newer text, if it can)."""
         text = self._render()
-        with contextlib.suppress(StateWriteError):  # superseded by this newer text
+        try:
             self.flush()
+        except StateWriteError as exc:
+            # the newest text still goes to disk (into the reserve's room, if that is
+            # what is left), but a disk that refused a write stops the run
+            write_state(self.path, text)
+            raise exc from None
         write_state(self.path, text)
 
     def save_in_background(self) -> None:

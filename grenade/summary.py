@@ -12,6 +12,7 @@ from .errors import command_hint
 from .events import StepFinished, StepStarted
 from .plan import KINDS
 from .plugins import HOOKS
+from .reports.matrix import matrix_table, survival_matrix
 from .resources import read_results
 from .session import Session
 
@@ -90,14 +91,9 @@ def summary_text(session: Session) -> str:
             out.append(f"  {service:13} {before or '-'} -> {after or '-'}")
     results = read_results(session.paths.save_dir)
     if results:
-        out.append("  checks:")
-        table: dict[tuple[str, str], list[str]] = {}
-        for r in results:
-            key = (r.get("project", "?"), r.get("phase", "?"))
-            mark = "ok" if r.get("result") == "pass" else "FAIL"
-            table.setdefault(key, []).append(f"{r.get('resource')}={mark}")
-        for (project, kind), marks in table.items():
-            out.append(f"    {project:12} {kind:13} {' '.join(marks)}")
+        out.append("  resource survival (missing: not checked in that phase; -: not run yet):")
+        status = {sid: r.status for sid, r in state.steps.items()}
+        out += matrix_table(survival_matrix(results, status))
     out.append(f"  logs: {session.paths.logs_dir} (grenade.log, grenade.summary.log, steps/)")
     return "\n".join(out)
 

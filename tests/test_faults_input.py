@@ -106,11 +106,14 @@ def test_hints_name_the_task_run_and_work(run_yaml):
     proc = invoke(config, "base")
     assert proc.returncode == 1
     assert "failed at step create/alpha" in proc.stderr
-    assert "`grenade base --resume` continues from it" in proc.stderr
-    assert "`grenade base --force`" in proc.stderr and "`grenade clean`" in proc.stderr
+    assert f"`grenade -f {config} base --resume` continues from it" in proc.stderr
+    assert (
+        f"`grenade -f {config} base --force`" in proc.stderr
+        and f"`grenade -f {config} clean`" in proc.stderr
+    )
     proc = invoke(config, "phase.create")
     assert proc.returncode == 1
-    assert "`grenade phase.create --resume`" in proc.stderr
+    assert f"`grenade -f {config} phase.create --resume`" in proc.stderr
 
     # the hint works: the failed step again, the done ones not
     proc = invoke(config, "phase.create", "--resume")
@@ -136,8 +139,8 @@ def test_order_hint_names_the_task_to_run_first(run_yaml):
     proc = invoke(config, "verify")
     assert proc.returncode == 1
     assert "not done: verify-base/" in proc.stderr
-    assert "`grenade base` runs them" in proc.stderr
-    assert "`grenade run --from verify-post` skips them" in proc.stderr
+    assert f"`grenade -f {config} base` runs them" in proc.stderr
+    assert f"`grenade -f {config} run --from verify-post` skips them" in proc.stderr
     assert "invoke " not in proc.stderr
 
 
@@ -194,7 +197,7 @@ def test_refused_resume_names_key_and_edited_tree(run_yaml, tmp_path):
     assert proc.returncode == 1
     line = _line_of(config, "enabled_services")
     assert f"config key 'grenade.enabled_services' (now set at {config}:{line})" in proc.stderr
-    assert "`grenade run --force` starts a new run" in proc.stderr
+    assert f"`grenade -f {config} run --force` starts a new run" in proc.stderr
 
     run_yaml(**trees)
     target = config.parent / "stack/new/devstack"
@@ -347,7 +350,7 @@ def test_plan_reads_without_the_lock(run_yaml):
         assert proc.returncode == 1
         assert f"{stack}: not set up yet" in proc.stderr
         assert f"(pid {os.getpid()})" in proc.stderr
-        assert "`grenade plan` again" in proc.stderr
+        assert f"`grenade -f {config} plan` again" in proc.stderr
         assert not (stack / "save").exists() and not (stack / "grenade").exists()
     assert invoke(config, "setup").returncode == 0
     expected = invoke(config, "plan")

@@ -20,6 +20,7 @@ import git
 import pytest
 import yaml
 from conftest import invoke
+from test_reports import CHROMIUM, cases, check_html_renders, load_report
 
 from grenade.deployers.lite import build_repo
 
@@ -68,6 +69,7 @@ def test_invoke_run_upgrades_keystone_and_placement(stack_root: Path):
         assert ("placement", phase, "allocation") in checked
     assert ("keystone", "verify-noapi", "identity_api_down") in checked
     assert ("placement", "verify-noapi", "placement_api_down") in checked
+    check_main_job_reports(stack_root)
     upgrade_log = next((stack_root / "logs" / "steps").glob("*upgrade_keystone@local.log"))
     assert "Running upgrade 47147121" in upgrade_log.read_text()  # keystone's expand ran
     assert (save / "keystone.sql.old").stat().st_size > 0  # register_db_to_save dumps
@@ -90,6 +92,29 @@ def test_invoke_run_upgrades_keystone_and_placement(stack_root: Path):
     assert not [p for p in ports if listening(p)]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(stack_root) not in ps
+
+
+def check_main_job_reports(stack_root: Path) -> None:
+    """report.json validates, junit.xml parses, report.html renders the matrix and
+    the timeline in headless Chromium (when it is installed)."""
+    reports = stack_root / "logs" / "report"
+    report = load_report(stack_root, reports)
+    assert report["outcome"] == "passed"
+    steps = [s for s in report["steps"] if s["status"] != "skipped"]
+    assert steps and all(s["status"] == "done" for s in steps)
+    rows = {(r["project"], r["resource"]): r["cells"] for r in report["matrix"]["rows"]}
+    assert rows[("keystone", "token")]["verify-post"] == "pass"
+    services = {v["service"]: v for v in report["versions"]}
+    assert services["keystone"]["before"]["version"] == "28.1.0"
+    assert services["keystone"]["after"]["version"] == "29.1.0"
+    got = cases(stack_root, reports)
+    assert ("upgrade.upgrade", "keystone") in got
+    assert got[("resources.keystone.verify-post", "token")].is_passed
+    if CHROMIUM is None:
+        return  # the HTML is checked where Chromium is (.ci/run installs it)
+    dom = check_html_renders(reports / "report.html", stack_root.parent / "report.png")
+    assert dom.count('class="bar done"') == len(steps)
+    assert "29.1.0" in dom and ">token<" in dom
 
 
 def test_broken_target_fails_naming_the_resource(stack_root: Path):

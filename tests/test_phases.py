@@ -518,7 +518,10 @@ def test_unreadable_state_refused_but_clean_and_force_go_on(run_yaml):
     state.write_text("{torn")
     proc = invoke(config, "base")
     assert proc.returncode == 1
-    assert "run state unreadable" in proc.stderr and "`grenade clean` removes it" in proc.stderr
+    assert (
+        "run state unreadable" in proc.stderr
+        and f"`grenade -f {config} clean` removes it" in proc.stderr
+    )
     proc = invoke(config, "run", "--force")
     assert proc.returncode == 0, proc.stderr
     assert "run state unreadable" in proc.stdout and "going on without it" in proc.stdout

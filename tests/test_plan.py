@@ -32,6 +32,12 @@ def inputs(**kw) -> PlanInputs:
         stack_cwd="/stack/old",
         smoke=("tempest", "run", "--smoke"),
         target_devstack="/stack/new/devstack",
+        versions=(
+            "python3",
+            "/stack/grenade/tools/service_versions.py",
+            "--release-dir",
+            "/stack/old",
+        ),
     )
     base.update(kw)
     return PlanInputs(**base)

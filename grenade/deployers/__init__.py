@@ -102,3 +102,9 @@ class Deployer(Protocol):
 
     def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
         """Each service's version on the base and the target side, for the summary."""
+
+    def running_versions(self, ctx: DeployContext) -> Command | None:
+        """A command that, run on a host, prints what each of the deployer's services
+        found running there runs, read from its process (not from what is installed):
+        ``{"<service>": {"pid": N, "version": "x.y.z", "code": "<path>"}}`` (see
+        ``grenade.versions``). None: no reading, so no convergence check."""

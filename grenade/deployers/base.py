@@ -9,6 +9,16 @@ from __future__ import annotations
 from ..plugins import enabled_services_from_tree
 from . import Command, DeployContext, RunPaths
 
+# The process reading every deployer's running_versions shares: package data of
+# grenade's shell library, in GRENADE_DIR on the hosts.
+READING_TOOL = "tools/service_versions.py"
+
+
+def reading_tool(ctx: DeployContext) -> list[str]:
+    """The start of a reading command; the deployer adds where its services' pids are
+    and which distribution each one is (the tool's ``--help``)."""
+    return ["python3", str(ctx.grenade_dir / READING_TOOL)]
+
 
 class BaseDeployer:
     """The `Deployer` protocol's defaults; a deployer overrides what it takes part in."""
@@ -40,3 +50,6 @@ class BaseDeployer:
 
     def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
         return {}
+
+    def running_versions(self, ctx: DeployContext) -> Command | None:
+        return None

@@ -12,7 +12,7 @@ from grenade.errors import DeployError
 from grenade.trees import tree_has_devstack_functions
 
 from . import SIDES, Command, DeployContext, RunPaths, Side
-from .base import BaseDeployer
+from .base import BaseDeployer, reading_tool
 from .localconf import (
     LAYOUT,
     configure_tree,
@@ -52,6 +52,30 @@ TEMPLATE = (
 )
 
 
+# devstack's systemd units (devstack@<service>.service) and the distribution each
+# runs: what running_versions reads on a gate VM.
+UNIT_DISTRIBUTIONS = {
+    "keystone": "keystone",
+    "placement-api": "openstack-placement",
+    "g-api": "glance",
+    "n-api": "nova",
+    "n-api-meta": "nova",
+    "n-cond-cell1": "nova",
+    "n-cpu": "nova",
+    "n-sch": "nova",
+    "n-super-cond": "nova",
+    "c-api": "cinder",
+    "c-sch": "cinder",
+    "c-vol": "cinder",
+    "q-svc": "neutron",
+    "neutron-api": "neutron",
+    "s-proxy": "swift",
+    "s-account": "swift",
+    "s-container": "swift",
+    "s-object": "swift",
+}
+
+
 def devstack_layout(ctx: DeployContext, side: Side) -> dict[str, object]:
     """The run layout grenade's devstack template sets: DEST and DATA_DIR."""
     return {"DEST": ctx.release_dir(side), "DATA_DIR": ctx.stack_root / "data"}
@@ -65,7 +89,8 @@ def render_devstack_local_conf(ctx: DeployContext, side: Side, orig: str = "") -
 class DevstackDeployer(BaseDeployer):
     """Stacks the base release with the base tree's ``stack.sh`` (not external devstack).
 
-    No ``versions``: a gate VM's services come from git trees, not one venv per side.
+    No ``versions``: a gate VM's services come from git trees, not one venv per side;
+    ``running_versions`` reads devstack's systemd units' processes.
     """
 
     name = "devstack"
@@ -114,3 +139,9 @@ class DevstackDeployer(BaseDeployer):
 
     def default_repo(self, paths: RunPaths) -> str | None:
         return DEVSTACK_REPO
+
+    def running_versions(self, ctx: DeployContext) -> Command | None:
+        argv = [*reading_tool(ctx), "--systemd"]
+        for unit, dist in UNIT_DISTRIBUTIONS.items():
+            argv += ["--service", f"{unit}={dist}"]
+        return Command(argv=argv)

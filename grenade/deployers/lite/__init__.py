@@ -10,7 +10,8 @@ and drives it:
 * ``repo``: ``build_repo(dest)``, the bare repository with one branch per release;
 * ``locks``: ``lock_release`` and ``read_lock``, each release's ``requirements.lock``;
 * ``prereqs``: ``check_prerequisites``, what the machine needs before stacking;
-* ``versions``: the services a tree deploys and the version each venv holds;
+* ``versions``: the services a tree deploys, the version each venv holds, and the
+  command reading the version each running service runs;
 * ``deployer``: ``LiteDeployer`` and its ``local.conf`` layout;
 * ``cli``: the maintainer commands (``python -m grenade.deployers.lite lock|build-repo``).
 

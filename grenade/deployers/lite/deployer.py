@@ -4,7 +4,8 @@
 tree's ``local.conf`` with the shared renderer (``grenade.deployers.localconf``), the
 lite layout as its template; ``stack`` runs the base tree's ``stack.sh``; ``unstack``
 runs the target's then the base's ``unstack.sh`` (services, then the PostgreSQL
-cluster); ``versions`` reads the venvs (``versions``). The trees come from the branches
+cluster); ``versions`` reads the venvs (``versions``), ``running_versions`` the
+services' processes (``reading_command``). The trees come from the branches
 repository ``build_repo`` makes in the run's cache.
 """
 
@@ -24,7 +25,7 @@ from ..localconf import (
 from .prereqs import check_prerequisites
 from .repo import REPO_NAME, build_repo
 from .tree import cache_dir
-from .versions import service_versions
+from .versions import reading_command, service_versions
 
 
 def lite_layout(ctx: DeployContext, side: Side) -> dict[str, object]:
@@ -92,6 +93,9 @@ class LiteDeployer(BaseDeployer):
 
     def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
         return service_versions(ctx)
+
+    def running_versions(self, ctx: DeployContext) -> Command | None:
+        return reading_command(ctx)
 
     def hook_env(self, ctx: DeployContext) -> dict[str, str]:
         # Both trees (stack.sh and every upgrade.sh) share one uv cache across runs.

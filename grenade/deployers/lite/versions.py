@@ -1,4 +1,5 @@
-"""Which services a lite tree deploys, and which version of each a release's venv holds.
+"""Which services a lite tree deploys, which version of each a release's venv holds, and
+the command that reads which version each one RUNS.
 
 A service is a ``lib/<service>`` whose leading comment block names it
 (``# lite-service: NAME DISTRIBUTION``, see the tree's README, "Adding a service");
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from grenade.errors import DeployError
 
-from .. import SIDES, DeployContext
+from .. import SIDES, Command, DeployContext
+from ..base import reading_tool
 
 # ``# lite-service: NAME DISTRIBUTION`` in a lib's leading comment block: lib/NAME is a
 # service stack.sh deploys, from the PyPI distribution DISTRIBUTION (the tree's
@@ -62,11 +64,32 @@ def service_versions(ctx: DeployContext) -> dict[str, tuple[str | None, str | No
     The services and their distributions are the trees' ``lib/<service>`` headers
     (the target's declaration wins when both trees name a service).
     """
-    dists: dict[str, str] = {}
-    for side in SIDES:
-        dists.update(tree_services(ctx.tree(side)))
+    dists = tree_distributions(ctx)
     base, target = (ctx.release_dir(side) / "venv" for side in SIDES)
     return {
         service: (installed_version(base, dist), installed_version(target, dist))
         for service, dist in dists.items()
     }
+
+
+def tree_distributions(ctx: DeployContext) -> dict[str, str]:
+    """``{service: distribution}`` of both trees (the target's declaration wins)."""
+    dists: dict[str, str] = {}
+    for side in SIDES:
+        dists.update(tree_services(ctx.tree(side)))
+    return dists
+
+
+def reading_command(ctx: DeployContext) -> Command | None:
+    """The reading of what the services run: the pidfiles of both release dirs, the
+    processes they name, the code those processes' interpreters import (None: the trees
+    declare no service)."""
+    dists = tree_distributions(ctx)
+    if not dists:
+        return None
+    argv = reading_tool(ctx)
+    for side in SIDES:
+        argv += ["--release-dir", str(ctx.release_dir(side))]
+    for service, dist in dists.items():
+        argv += ["--service", f"{service}={dist}"]
+    return Command(argv=argv)
