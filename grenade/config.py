@@ -41,7 +41,7 @@ from .config_sources import (
     yaml_key_line,
 )
 from .errors import ConfigError
-from .trees import release_name
+from .releases import release_name
 
 SIDES = ("base", "target")
 DEFAULT_ORIGIN = "grenade's default"  # where a key no source sets comes from

@@ -6,8 +6,9 @@ the hook. Without them it failed long after the base cloud was stacked. Setup as
 bash the same questions in the same environment: the type from
 `_grenade_read_db_config`, the missing programs from `_grenade_missing_db_clients`
 (inc/upgrade), after sourcing grenaderc and functions as save-state does (they may
-change PATH). Both trees are asked: save-state runs on the base before the upgrade
-and on the target after it.
+change PATH), on each host of the controller group (where save-state runs),
+through the host interface. Both trees are asked: save-state runs on the base
+before the upgrade and on the target after it.
 
 A deployer that stacks the base itself (devstack, lite) installs the database and
 its clients then (lite's stack.sh installs PostgreSQL as root; devstack installs
@@ -17,18 +18,19 @@ them (the external deployer: the cloud exists) it is an error.
 
 from __future__ import annotations
 
-import os
-import subprocess
+import tempfile
 from pathlib import Path
 
 from .errors import ConfigError
-from .hosts import CONTROLLER
-from .localhost import LocalHost
+from .hosts import CONTROLLER, Cancel
 from .record import SetupRecord
+from .runner import run_logged
 from .session import Session
 
-# Arguments: the trees. Output, NUL-separated: per tree its DATABASE_TYPE and the
-# missing programs (space-separated), then the PATH they were looked up on.
+# Arguments: the trees. Output after the marker line, NUL-separated: per tree its
+# DATABASE_TYPE and the missing programs (space-separated), then the PATH they were
+# looked up on (what the library may say on the way comes before the marker).
+MARKER = "--- grenade dbcheck ---"
 _ASK = """
 GRENADE_NO_EXIT_TRAP=1
 source "$GRENADE_DIR/grenaderc" >/dev/null || exit 3
@@ -36,19 +38,19 @@ source "$GRENADE_DIR/functions" >/dev/null || exit 3
 for dir in "$@"; do
     _grenade_read_db_config "$dir"
     _grenade_missing_db_clients "${_GRENADE_DB_CONFIG[DATABASE_TYPE]}"
-    printf '%s\\0%s\\0' "${_GRENADE_DB_CONFIG[DATABASE_TYPE]}" "${_GRENADE_DB_MISSING[*]}"
+    answers+=("${_GRENADE_DB_CONFIG[DATABASE_TYPE]}" "${_GRENADE_DB_MISSING[*]}")
 done
-printf '%s\\0' "$PATH"
+printf '\\n%s\\n' "$MARKER"
+printf '%s\\0' "${answers[@]}" "$PATH"
 """
 
 
 def hook_env(record: SetupRecord, session: Session) -> dict[str, str]:
     """The environment save-state gets (`Session.step_env` of its step), before the
-    setup record is in the run state: the host's own, grenade's, the settings'
-    exports, the deployer's."""
+    setup record is in the run state: grenade's, the settings' exports, the
+    deployer's (a host adds them to its own environment)."""
     settings = record.settings
     return {
-        **os.environ,
         **session.base_env(),
         **settings.exports,
         **session.deployer.hook_env(session.deploy_context(record)),
@@ -61,30 +63,36 @@ def hook_env(record: SetupRecord, session: Session) -> dict[str, str]:
 
 def ask_bash(
     session: Session, env: dict[str, str], trees: list[Path]
-) -> tuple[list[tuple[str, list[str]]], str]:
-    """([(DATABASE_TYPE, missing programs)] per tree, PATH) as save-state sees them."""
-    try:
-        proc = subprocess.run(
-            ["bash", "-c", _ASK, "dbcheck", *map(str, trees)],
-            env=env,
-            cwd=session.paths.grenade_dir,
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            timeout=120,
-        )
-    except subprocess.TimeoutExpired:
-        raise ConfigError(
-            f"setup: reading DATABASE_TYPE of {', '.join(map(str, trees))} took more than 120s"
-        ) from None
-    fields = proc.stdout.decode(errors="replace").split("\0")
-    if proc.returncode != 0 or len(fields) != 2 * len(trees) + 2:
-        err = proc.stderr.decode(errors="replace").strip()
-        raise ConfigError(
-            f"setup: cannot read DATABASE_TYPE of {', '.join(map(str, trees))} "
-            f"(exit {proc.returncode}): {err[-500:]}"
-        )
-    answers = [(fields[2 * i], fields[2 * i + 1].split()) for i in range(len(trees))]
-    return answers, fields[-2]
+) -> dict[str, tuple[list[tuple[str, list[str]]], str]]:
+    """Per host of the controller group: ([(DATABASE_TYPE, missing programs)] per
+    tree, PATH), as save-state sees them there."""
+    group = session.inventory.group(CONTROLLER)
+    argv = ["bash", "-c", _ASK, "dbcheck", *map(str, trees)]
+    with tempfile.TemporaryDirectory(prefix=".dbcheck-", dir=session.paths.grenade_dir) as tmp:
+        logs = {h: Path(tmp) / f"{h}.log" for h in group.names}
+        with Cancel() as cancel:
+            results = run_logged(
+                group,
+                logs,
+                argv,
+                env={**env, "MARKER": MARKER},
+                cwd=session.paths.grenade_dir,
+                timeout=120,
+                cancel=cancel,
+            )
+        outputs = {h: logs[h].read_bytes().decode(errors="replace") for h in group.names}
+    answers = {}
+    for host, result in results.items():
+        head, _, tail = outputs[host].partition(f"\n{MARKER}\n")
+        fields = tail.split("\0")
+        if not result.ok or len(fields) != 2 * len(trees) + 2:
+            raise ConfigError(
+                f"setup: cannot read DATABASE_TYPE of {', '.join(map(str, trees))} on host "
+                f"{host} ({result.why()}): {head.strip()[-500:]}"
+            )
+        per_tree = [(fields[2 * i], fields[2 * i + 1].split()) for i in range(len(trees))]
+        answers[host] = (per_tree, fields[-2])
+    return answers
 
 
 def who_registered(record: SetupRecord) -> str:
@@ -103,30 +111,26 @@ def who_registered(record: SetupRecord) -> str:
     return ", ".join(parts)
 
 
-def _runs_here(session: Session) -> bool:
-    # save-state runs on the controller group; a remote host's PATH is not ours
-    group = session.inventory.groups.get(CONTROLLER)
-    return group is not None and all(isinstance(h, LocalHost) for h in group.hosts)
-
-
 def check_db_clients(record: SetupRecord, session: Session) -> SetupRecord:
     """The database clients save-state needs are on the hooks' PATH. Nothing written."""
-    if not record.settings.databases or not _runs_here(session):
+    if not record.settings.databases:
         return record
     trees = [session.paths.base_devstack, session.paths.target_devstack]
-    answers, path = ask_bash(session, hook_env(record, session), trees)
-    found: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    for tree, (db_type, missing) in zip(trees, answers, strict=True):
-        if missing:
-            found.setdefault((db_type, tuple(missing)), []).append(str(tree / "stackrc"))
-    if not found:
+    lines = []
+    for host, (answers, path) in ask_bash(session, hook_env(record, session), trees).items():
+        found: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for tree, (db_type, missing) in zip(trees, answers, strict=True):
+            if missing:
+                found.setdefault((db_type, tuple(missing)), []).append(str(tree / "stackrc"))
+        where = f" on host {host}" if len(session.inventory.group(CONTROLLER).hosts) > 1 else ""
+        lines += [
+            f"DATABASES_TO_SAVE has {who_registered(record)} and DATABASE_TYPE is {db_type} "
+            f"(from {' and '.join(stackrcs)}): save-state needs {', '.join(missing)}; "
+            f"not found on PATH{where} ({path})"
+            for (db_type, missing), stackrcs in found.items()
+        ]
+    if not lines:
         return record
-    lines = [
-        f"DATABASES_TO_SAVE has {who_registered(record)} and DATABASE_TYPE is {db_type} "
-        f"(from {' and '.join(stackrcs)}): save-state needs {', '.join(missing)}; "
-        f"not found on PATH ({path})"
-        for (db_type, missing), stackrcs in found.items()
-    ]
     stacks = session.deployer.stack(session.deploy_context(record)) is not None
     if not stacks:
         raise ConfigError("setup: " + "\nsetup: ".join(lines))

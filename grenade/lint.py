@@ -34,32 +34,13 @@ from .config import GrenadeConfig
 from .config_sources import DEFAULTS, merge
 from .errors import SettingsError
 from .plugins import HOOKS, Settings, load_settings
+from .releases import release_problem
 from .rundir import Paths, write_grenade_dir
 
 SETTINGS = "settings"
 PLUGIN_FILES = (SETTINGS, *HOOKS)
 PER_RELEASE = ("from", "within")
 
-# Branches give the per-release folder's name (trees.release_name): stable/<name>
-# up to zed, stable/<year>.<n> since. The later code names never name a branch.
-# fmt: off
-LETTERED_RELEASES = (
-    "austin", "bexar", "cactus", "diablo", "essex", "folsom", "grizzly", "havana",
-    "icehouse", "juno", "kilo", "liberty", "mitaka", "newton", "ocata", "pike", "queens",
-    "rocky", "stein", "train", "ussuri", "victoria", "wallaby", "xena", "yoga", "zed",
-)
-# fmt: on
-NUMBERED_CODE_NAMES = {
-    "antelope": "2023.1",
-    "bobcat": "2023.2",
-    "caracal": "2024.1",
-    "dalmatian": "2024.2",
-    "epoxy": "2025.1",
-    "flamingo": "2025.2",
-    "gazpacho": "2026.1",
-    "hibiscus": "2026.2",
-}
-_SERIES = re.compile(r"(20[2-9][0-9])\.([12])")
 _SHEBANG_BASH = re.compile(r"#!\s*(/usr)?/bin/(env\s+)?bash(\s|$)")
 _BASH_ERROR = re.compile(r"^(?P<file>.*?): line (?P<line>\d+): (?P<msg>.*)$")
 _SETTINGS_ERROR = re.compile(r"settings error: (?P<file>.+):(?P<line>\d+|\?): exit (?P<rc>\d+)")
@@ -87,27 +68,6 @@ def error(path: Path | str, line: int | None, message: str) -> Finding:
 
 def warning(path: Path | str, line: int | None, message: str) -> Finding:
     return Finding(str(path), line, "warning", message)
-
-
-def release_problem(release: str) -> tuple[str, str] | None:
-    """(severity, why) when no branch gives `release` as its name, else None."""
-    if release == "master" or release in LETTERED_RELEASES:
-        return None
-    series = _SERIES.fullmatch(release)
-    if series and int(series.group(1)) >= 2023:
-        return None
-    if release in NUMBERED_CODE_NAMES:
-        number = NUMBERED_CODE_NAMES[release]
-        # a run configured with `release: <name>` still applies it: not an error
-        return "warning", (
-            f"{release} is {number}, whose branch is stable/{number}: the folder "
-            f"applies only when a run sets the tree's release to {release}; "
-            f"name it after {number}"
-        )
-    known = [*LETTERED_RELEASES, *NUMBERED_CODE_NAMES, "2025.1", "2025.2", "2026.1"]
-    close = difflib.get_close_matches(release, known, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return "error", f"no release is named {release!r}{hint}: upgrade_project never applies it"
 
 
 def plugin_dirs(path: Path) -> list[Path]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import SettingsError
 from .hosts import KILL_GRACE
-from .trees import upgrade_direction
+from .releases import upgrade_direction
 from .watchdog import Watchdog
 
 HOOKS = ("upgrade.sh", "shutdown.sh", "resources.sh", "verify.sh", "snapshot.sh")

@@ -12,13 +12,8 @@ the mirror's objects through git's alternates (``.git/objects/info/alternates``)
 fetches its refs from the mirror, so preparing a second tree of the same repository
 copies no objects, and re-preparing an up-to-date tree costs two local fetches. The
 mirror never garbage-collects (``gc.auto=0``) because trees depend on its objects.
-The tree's ``origin`` remote still names the real repository.
-
-Release names and from/within
------------------------------
-``release_name`` maps a branch to the release that per-release upgrade scripts are named
-after (``from-<release>``, ``within-<release>``); ``upgrade_direction`` picks which of
-the two a run uses.
+The tree's ``origin`` remote still names the real repository. Release names (which
+release a branch is) are grenade.releases'.
 """
 
 from __future__ import annotations
@@ -35,8 +30,7 @@ import git
 
 from grenade.errors import TreeError
 from grenade.files import locked
-
-RELEASE_BRANCH_PREFIXES = ("stable/", "proposed/", "unmaintained/")
+from grenade.releases import release_name
 
 # Never let git ask for credentials on a terminal: an unreachable repository must fail.
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0"}
@@ -48,38 +42,6 @@ _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
 PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a directory under PLUGIN_DIR
 _MAX_LISTED = 10
 _HASHED_SIZE = 1 << 20  # local_changes hashes files up to this size
-
-
-# --- release names -------------------------------------------------------------------
-
-
-def release_name(branch: str, override: str | None = None) -> str:
-    """The release a branch belongs to: ``stable/X``, ``proposed/X``, ``unmaintained/X`` -> X.
-
-    Anything else (master, a topic branch, a tag) is ``master``. ``override`` wins.
-    Unlike the original, ``unmaintained/X`` gives ``X`` (the original's ``master`` is a bug).
-    """
-    if override:
-        return override
-    for prefix in RELEASE_BRANCH_PREFIXES:
-        if branch.startswith(prefix) and len(branch) > len(prefix):
-            return branch[len(prefix) :]
-    return "master"
-
-
-def upgrade_direction(
-    base_branch: str, target_branch: str, *, base_release: str | None = None
-) -> tuple[str, str]:
-    """Which per-release scripts apply: ``("within", rel)`` or ``("from", base rel)``.
-
-    Equal branches are a forward upgrade (``within-<rel>``); anything else, including a
-    skip-level upgrade from N-2, uses ``from-<base release>``. ``base_release`` overrides
-    the release name derived from ``base_branch``.
-    """
-    release = release_name(base_branch, base_release)
-    if base_branch == target_branch:
-        return ("within", release)
-    return ("from", release)
 
 
 # --- data ---------------------------------------------------------------------------

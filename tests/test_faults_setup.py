@@ -176,6 +176,8 @@ def test_lite_tree_needs_postgresql_clients(tmp_path, monkeypatch):
         assert session.console.getvalue() == ""
     path = path_without(tmp_path / "bin", {"psql", "pg_dump"})
     monkeypatch.setenv("PATH", path)
+    # a host's environment is the one grenade started with: a new session, a new host
+    session = _db_session(tmp_path / "again", "lite", str(LITE_TREE))
     check_db_clients(ALPHA_RECORD, session)
     said = session.console.getvalue()
     assert f"DATABASE_TYPE is postgresql (from {session.paths.base_devstack}/stackrc)" in said

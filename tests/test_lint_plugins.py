@@ -14,7 +14,8 @@ import pytest
 from conftest import FIXTURES, invoke
 
 from grenade import PROJECTS_DIR
-from grenade.lint import Finding, lint_paths, release_problem
+from grenade.lint import Finding, lint_paths
+from grenade.releases import release_problem
 from grenade.resources import ResourceStore
 
 LINT = FIXTURES / "lint"

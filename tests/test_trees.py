@@ -11,15 +11,14 @@ import pytest
 
 from grenade.errors import TreeError
 from grenade.pluginrc import parse_pluginrc
+from grenade.releases import release_name, upgrade_direction
 from grenade.trees import (
     TreeSpec,
     mirror_path,
     prepare_plugin,
     prepare_tree,
-    release_name,
     tree_has_devstack_functions,
     tree_sha,
-    upgrade_direction,
 )
 
 
