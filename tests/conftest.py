@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,38 @@ def invoke(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def start(config: Path, *tasks: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`invoke -f config TASK...` started in its own process, output piped: for tests
+    that signal or kill the runner while it runs."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "invoke", "-r", str(REPO), "-f", str(config), *tasks],
+        cwd=config.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met")
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, which an init that does not reap may keep,
+    does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def trace(stack_root: Path) -> list[str]:

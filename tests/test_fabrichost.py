@@ -15,6 +15,7 @@ from typing import Any
 
 import paramiko
 import pytest
+from conftest import alive
 from sshd import SshdServer, free_port
 
 from grenade import hosts
@@ -64,13 +65,6 @@ def group_members(pgid: int) -> list[int]:
             if int(fields[2]) == pgid and fields[0] != "Z":
                 found.append(int(entry.name))
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def wait_for(path: Path, seconds: float = 10) -> None:

@@ -16,44 +16,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import git
 import pytest
-from conftest import REPO, invoke, trace, write_config
+from conftest import alive, invoke, start, trace, wait_for, write_config
 from faults import fault
 from test_devstack_deployer import make_devstack_repo
 
 from grenade.hosts import KILL_GRACE
-
-
-def start(config: Path, *tasks: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "invoke", "-r", str(REPO), "-f", str(config), *tasks],
-        cwd=config.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 30) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met")
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def state_of(stack: Path) -> dict:

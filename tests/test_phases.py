@@ -14,6 +14,8 @@ from pathlib import Path
 import git
 import pytest
 from conftest import REPO, invoke, trace
+from conftest import alive as _alive
+from conftest import wait_for as _wait_for
 from faults import fault
 
 from grenade import phases
@@ -280,14 +282,6 @@ def test_hung_hook_and_children_killed_at_timeout(run_yaml, monkeypatch):
     assert not _alive(child)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_resume_restarts_at_failed_step(run_yaml, monkeypatch):
     config = run_yaml()
     proc = invoke(config, "run", env={"FAIL_IN": "upgrade/alpha"})
@@ -434,15 +428,6 @@ def test_sigint_exits_130(run_yaml, monkeypatch):
     child = int((config.parent / "stack/save/hung-child.pid").read_text())
     time.sleep(0.3)
     assert not _alive(child)
-
-
-def _wait_for(cond, timeout: float = 30) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met")
 
 
 def test_missing_config_file_is_an_error(tmp_path):

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import alive as _alive
 from conftest import write_config
 from faults import fault
 
@@ -163,14 +164,6 @@ def test_hung_remote_hook_is_killed_by_the_timeout(two_hosts, monkeypatch):
     pids = (session.paths.save_dir / "hung-remote.pids").read_text().split()
     time.sleep(0.3)
     assert pids and not [pid for pid in pids if _alive(int(pid))]  # hook and child gone
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 class Recorder:
