@@ -30,6 +30,33 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 
 
+# What the fixture projects' hooks trace in one whole run (alpha and beta; gamma is
+# not enabled), in order: `trace()` of a stack_root after `run`.
+FULL_FLOW_TRACE = [
+    "verify-base alpha verify.sh base TOP=old",
+    "early-create alpha resources.sh early_create TOP=old",
+    "early-create beta resources.sh early_create TOP=old",
+    "create alpha resources.sh create TOP=old",
+    "create beta resources.sh create TOP=old",
+    "verify-pre alpha resources.sh verify pre-upgrade TOP=old",
+    "verify-pre beta resources.sh verify pre-upgrade TOP=old",
+    "shutdown alpha shutdown.sh  TOP=old",
+    "snapshot beta snapshot.sh pre_upgrade TOP=old",
+    "verify-noapi alpha resources.sh verify_noapi pre-upgrade TOP=old",
+    "verify-noapi beta resources.sh verify_noapi pre-upgrade TOP=old",
+    "upgrade alpha upgrade.sh  TOP=new",
+    "from-2025.2 applied to alpha",
+    "upgrade beta upgrade.sh token=from alpha settings TOP=new",
+    "verify-post alpha resources.sh verify post-upgrade TOP=old",
+    "verify-post beta resources.sh verify post-upgrade TOP=old",
+    "verify-target alpha verify.sh target TOP=new",
+    "destroy beta resources.sh destroy TOP=old",
+    "destroy alpha resources.sh destroy TOP=old",
+    "destroyed",
+]
+BASE_HALF_TRACE = FULL_FLOW_TRACE[:11]  # up to verify_noapi: the original's `grenade.sh -b`
+
+
 def write_config(path: Path, stack_root: Path, **grenade: Any) -> Path:
     data: dict[str, Any] = {
         "stack_root": str(stack_root),

@@ -10,21 +10,9 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import REPO, invoke, trace, write_config
+from conftest import BASE_HALF_TRACE, REPO, invoke, trace, write_config
 
-BASE_HALF = [
-    "verify-base alpha verify.sh base TOP=old",
-    "early-create alpha resources.sh early_create TOP=old",
-    "early-create beta resources.sh early_create TOP=old",
-    "create alpha resources.sh create TOP=old",
-    "create beta resources.sh create TOP=old",
-    "verify-pre alpha resources.sh verify pre-upgrade TOP=old",
-    "verify-pre beta resources.sh verify pre-upgrade TOP=old",
-    "shutdown alpha shutdown.sh  TOP=old",
-    "snapshot beta snapshot.sh pre_upgrade TOP=old",
-    "verify-noapi alpha resources.sh verify_noapi pre-upgrade TOP=old",
-    "verify-noapi beta resources.sh verify_noapi pre-upgrade TOP=old",
-]
+BASE_HALF = BASE_HALF_TRACE
 
 
 def grenade_dir(tmp_path: Path, localrc: str = "") -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import git
 import pytest
-from conftest import REPO, invoke, trace
+from conftest import FULL_FLOW_TRACE, REPO, invoke, trace
 from conftest import alive as _alive
 from conftest import wait_for as _wait_for
 from faults import fault
@@ -41,28 +41,7 @@ def test_full_flow_order_forward_and_reverse(run_yaml):
     config = run_yaml()
     run = run_all(config)
     lines = trace(run.paths.stack_root)
-    assert lines == [
-        "verify-base alpha verify.sh base TOP=old",
-        "early-create alpha resources.sh early_create TOP=old",
-        "early-create beta resources.sh early_create TOP=old",
-        "create alpha resources.sh create TOP=old",
-        "create beta resources.sh create TOP=old",
-        "verify-pre alpha resources.sh verify pre-upgrade TOP=old",
-        "verify-pre beta resources.sh verify pre-upgrade TOP=old",
-        "shutdown alpha shutdown.sh  TOP=old",
-        "snapshot beta snapshot.sh pre_upgrade TOP=old",
-        "verify-noapi alpha resources.sh verify_noapi pre-upgrade TOP=old",
-        "verify-noapi beta resources.sh verify_noapi pre-upgrade TOP=old",
-        "upgrade alpha upgrade.sh  TOP=new",
-        "from-2025.2 applied to alpha",
-        "upgrade beta upgrade.sh token=from alpha settings TOP=new",
-        "verify-post alpha resources.sh verify post-upgrade TOP=old",
-        "verify-post beta resources.sh verify post-upgrade TOP=old",
-        "verify-target alpha verify.sh target TOP=new",
-        "destroy beta resources.sh destroy TOP=old",
-        "destroy alpha resources.sh destroy TOP=old",
-        "destroyed",
-    ]
+    assert lines == FULL_FLOW_TRACE
     # gamma's settings did not register it: it never appears, its upgrade.sh never ran
     assert not any("gamma" in ln for ln in lines)
     store = ResourceStore(run.paths.save_dir / "grenade_db.ini")
