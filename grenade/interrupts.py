@@ -29,33 +29,17 @@ import time
 from typing import Any
 
 from .errors import Interrupted
+from .procs import kill_group, processes
 from .runner import SignalGuard
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 POLL = 0.02
 
 
-def _processes() -> dict[int, tuple[int, int, str]]:
-    """pid -> (parent pid, process group, state) of every process in /proc."""
-    procs = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode(errors="replace")
-        except OSError:
-            continue  # gone meanwhile
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
-        fields = stat[stat.rfind(")") + 2 :].split()
-        procs[int(entry)] = (int(fields[1]), int(fields[2]), fields[0])
-    return procs
-
-
 def started_by_us() -> tuple[list[int], list[int]]:
     """(pids, process groups) setup started and an interrupt stops (see the module doc)."""
     me, group = os.getpid(), os.getpgid(0)
-    procs = _processes()
+    procs = processes()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in procs.items():
         children.setdefault(ppid, []).append(pid)
@@ -70,7 +54,7 @@ def started_by_us() -> tuple[list[int], list[int]]:
 
 
 def _alive(pids: list[int], groups: list[int]) -> bool:
-    procs = _processes()
+    procs = processes()
     wanted = set(groups)
     return any(
         state != "Z" and (pid in pids or pgrp in wanted) for pid, (_, pgrp, state) in procs.items()
@@ -82,8 +66,7 @@ def _send(pids: list[int], groups: list[int], sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
     for pgid in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
+        kill_group(pgid, sig)
 
 
 def stop_started_processes(grace: float = KILL_GRACE) -> None:

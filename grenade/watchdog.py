@@ -11,8 +11,8 @@ exits. Only those groups: services that stack.sh or upgrade.sh started in
 sessions of their own keep running. A normal end closes the pipe with nothing
 listed, and the watchdog just exits.
 
-`python3 -m grenade.watchdog GRACE` is the watchdog itself; it imports nothing of
-grenade's, so it starts in the time of a bare interpreter.
+`python3 -m grenade.watchdog GRACE` is the watchdog itself; it imports only
+grenade.procs, so it starts in about the time of a bare interpreter.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from grenade.procs import group_members, kill_group
 
 
 class Watchdog:
@@ -73,16 +75,6 @@ class Watchdog:
                 self._proc = None
 
 
-def _kill(groups: set[int], sig: int) -> set[int]:
-    """Signal each group; the ones that still exist."""
-    alive = set()
-    for pgid in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
-            alive.add(pgid)
-    return alive
-
-
 def main(grace: float) -> None:
     groups: set[int] = set()
     for line in sys.stdin.buffer:
@@ -90,12 +82,15 @@ def main(grace: float) -> None:
         if pgid.isdigit():
             (groups.add if op == b"+" else groups.discard)(int(pgid))
     # EOF: the runner is gone (or done, with nothing listed)
-    alive = _kill(groups, signal.SIGTERM)
+    if not groups:
+        return
+    for pgid in groups:
+        kill_group(pgid, signal.SIGTERM)
     end = time.monotonic() + grace
-    while alive and time.monotonic() < end:
+    while (alive := [g for g in groups if group_members(g)]) and time.monotonic() < end:
         time.sleep(0.05)
-        alive = _kill(alive, 0)
-    _kill(alive, signal.SIGKILL)
+    for pgid in alive:
+        kill_group(pgid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
