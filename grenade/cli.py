@@ -11,11 +11,13 @@ run.yaml`, `INVOKE_GRENADE_*`, `/etc/invoke.yaml` and `~/.invoke.yaml`, and, for
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
 import shutil
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from invoke import Collection, Config, Context, Exit, Program, Task, task
@@ -27,8 +29,9 @@ from grenade.cleanup import force_destroy as force_destroy_run
 from grenade.cli_plugins import lint, new_plugin
 from grenade.config import GrenadeConfig
 from grenade.config_sources import env_skeleton, yaml_error_text
-from grenade.errors import GrenadeError, hint_config
+from grenade.errors import GrenadeError, Interrupted, hint_config
 from grenade.plan import KIND_HELP, KINDS, format_plan
+from grenade.runner import SignalGuard
 from grenade.session import Session
 from grenade.summary import status_text
 
@@ -39,7 +42,11 @@ def _guard(body: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(body)
     def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
         try:
-            return body(c, *args, **kwargs)
+            with interruptible():
+                return body(c, *args, **kwargs)
+        except KeyboardInterrupt:
+            exc = Interrupted(signal.SIGINT)
+            raise Exit(f"grenade: {exc}", code=exc.exit_code) from None
         except GrenadeError as exc:
             raise Exit(f"grenade: {exc}", code=exc.exit_code) from None
         except OSError as exc:
@@ -47,6 +54,25 @@ def _guard(body: Callable[..., Any]) -> Callable[..., Any]:
             raise Exit(f"grenade: {body.__name__}: {os_error_text(exc)}", code=1) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGTERM and SIGHUP end a task as Ctrl-C does (an `Interrupted`, 128 + the
+    signal, said in one line), wherever it is: the step runner and setup handle them
+    their own way while they run, and restore this after."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    old = {
+        sig: signal.signal(sig, interrupt) for sig in SignalGuard.handled() if sig != signal.SIGINT
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def os_error_text(exc: OSError) -> str:
