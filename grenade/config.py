@@ -81,6 +81,17 @@ class PluginSource:
 
 
 @dataclass(frozen=True)
+class GitServiceSource:
+    """A service installed from a git repository at a ref instead of its PyPI release
+    (devstack's ``<SERVICE>_REPO`` / ``<SERVICE>_BRANCH``); ``version`` is the
+    ``PBR_VERSION`` to build it with when the repository has no tag to derive one."""
+
+    repo: str
+    ref: str | None = None  # None: the repository's default branch
+    version: str | None = None
+
+
+@dataclass(frozen=True)
 class GrenadeConfig:
     """The validated configuration of one run."""
 
@@ -105,6 +116,8 @@ class GrenadeConfig:
     database: str
     verbose: bool
     secret_names: tuple[str, ...]  # masked besides devstack's *_PASSWORD, *_TOKEN...
+    # {side: {service: source}}: services installed from git on that side
+    services_from_git: Mapping[str, Mapping[str, GitServiceSource]] = field(default_factory=dict)
     # the merged, validated source: what the resume fingerprint hashes
     data: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
     # which source set each key (`key_sources`): errors about a value name its file
@@ -145,6 +158,13 @@ class GrenadeConfig:
             database=data["database"],
             verbose=data["verbose"],
             secret_names=tuple(data["secret_names"]),
+            services_from_git={
+                side: {
+                    name: GitServiceSource(**source)
+                    for name, source in data["services_from_git"][side].items()
+                }
+                for side in SIDES
+            },
             data=data,
             sources=dict(sources or {}),
         )

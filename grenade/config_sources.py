@@ -60,6 +60,8 @@ SCHEMA: dict[str, Any] = {
     "database": str,
     "verbose": bool,
     "secret_names": list,
+    # {side: {service: {repo, ref, version}}}: a service from git instead of PyPI
+    "services_from_git": {"base": dict, "target": dict},
 }
 
 PLUGIN_SCHEMA: dict[str, Any] = {"name": str, "repo": str, "branch": (str, type(None))}
@@ -92,6 +94,7 @@ DEFAULTS: dict[str, Any] = {
     "database": "postgresql",
     "verbose": False,
     "secret_names": [],
+    "services_from_git": {"base": {}, "target": {}},
 }
 
 
@@ -148,6 +151,36 @@ def _stack_root(value: str) -> str | None:
     return None
 
 
+GIT_SOURCE_KEYS = ("repo", "ref", "version")
+
+
+def _git_sources(value: dict[str, Any]) -> str | None:
+    """``{service: {repo, ref, version}}``: what the tree's ``<SERVICE>_REPO``,
+    ``<SERVICE>_BRANCH`` and ``<SERVICE>_PBR_VERSION`` become (git and uv get them
+    as arguments: none may pass for an option)."""
+    for service, source in value.items():
+        if not (isinstance(service, str) and re.fullmatch(r"[a-z0-9_]+", service)):
+            return f"has {service!r}, which is not a lite service name (lib/<name>)"
+        if not isinstance(source, dict):
+            return f"{service} must be a mapping (repo, ref, version), got {_type_name(source)}"
+        unknown = sorted(set(source) - set(GIT_SOURCE_KEYS))
+        if unknown:
+            return f"{service} has unknown key {unknown[0]!r} (known: {', '.join(GIT_SOURCE_KEYS)})"
+        for key in GIT_SOURCE_KEYS:
+            val = source.get(key)
+            if val is None and key != "repo":
+                continue
+            if not isinstance(val, str) or not val.strip():
+                return f"{service}.{key} must be a non-empty string, got {_type_name(val)}"
+            if val.startswith("-"):
+                return f"{service}.{key} must not start with '-', got {val!r}"
+        repo = source["repo"]
+        # a relative path would mean a different repository in each tree's directory
+        if "://" not in repo and ":" not in repo and not os.path.isabs(repo):
+            return f"{service}.repo must be a URL or an absolute path, got {repo!r}"
+    return None
+
+
 VALUE_CHECKS: dict[tuple[str, ...], Any] = {
     ("stack_root",): _stack_root,
     ("deployer",): _one_of(DEPLOYERS),
@@ -161,6 +194,8 @@ VALUE_CHECKS: dict[tuple[str, ...], Any] = {
     ("secret_names",): _shell_names,
     ("trees", "base_name"): _dir_name,
     ("trees", "target_name"): _dir_name,
+    ("services_from_git", "base"): _git_sources,
+    ("services_from_git", "target"): _git_sources,
 }
 
 

@@ -6,7 +6,10 @@ starts, one when it ends, and a line per host in `grenade.summary.log`.
 
 from __future__ import annotations
 
+import json
 import shlex
+from collections.abc import Mapping
+from pathlib import Path
 
 from .errors import command_hint
 from .events import StepFinished, StepStarted
@@ -87,8 +90,10 @@ def summary_text(session: Session) -> str:
         out.append(f"  {kind:13} {len(recs):3} step(s) {dur:8.2f}s  {states}")
     out.append(f"  {'total':13} {'':12} {total:8.2f}s")
     if state.setup is not None:
-        for service, (before, after) in session.deployer.versions(session.deploy_context()).items():
+        ctx = session.deploy_context()
+        for service, (before, after) in session.deployer.versions(ctx).items():
             out.append(f"  {service:13} {before or '-'} -> {after or '-'}")
+        out += git_source_lines({side: ctx.release_dir(side) for side in ("base", "target")})
     results = read_results(session.paths.save_dir)
     if results:
         out.append("  resource survival (missing: not checked in that phase; -: not run yet):")
@@ -96,6 +101,23 @@ def summary_text(session: Session) -> str:
         out += matrix_table(survival_matrix(results, status))
     out.append(f"  logs: {session.paths.logs_dir} (grenade.log, grenade.summary.log, steps/)")
     return "\n".join(out)
+
+
+def git_source_lines(release_dirs: Mapping[str, Path]) -> list[str]:
+    """``keystone (target) from <repo> @ <sha>`` for each service a side installed from git:
+    the ``sources.json`` its tree writes in the release directory (the lite tree's
+    ``lite_git_sources``; config key ``services_from_git``)."""
+    lines = []
+    for side, release_dir in release_dirs.items():
+        try:
+            sources = json.loads((release_dir / "sources.json").read_text())
+        except (OSError, ValueError):
+            continue  # none from git on that side, or not installed yet
+        for service, source in sorted(sources.items()):
+            lines.append(
+                f"  {f'{service} ({side})':13} from {source.get('repo')} @ {source.get('sha')}"
+            )
+    return lines
 
 
 def status_text(session: Session) -> str:

@@ -157,8 +157,9 @@ ALPHA_RECORD = SetupRecord(
 def test_missing_client_is_a_warning_when_the_deployer_stacks(tmp_path, monkeypatch):
     # devstack installs the database and its clients when it stacks: not yet there is fine
     path = path_without(tmp_path / "bin", {"mysql", "mysqldump"})
-    session = _db_session(tmp_path, "devstack", "DATABASE_TYPE=mysql\n")
+    # Before the session: it takes the hooks' PATH from the environment it starts in.
     monkeypatch.setenv("PATH", path)
+    session = _db_session(tmp_path, "devstack", "DATABASE_TYPE=mysql\n")
     assert check_db_clients(ALPHA_RECORD, session) is ALPHA_RECORD
     said = session.console.getvalue()
     assert "setup: warning: DATABASES_TO_SAVE has alpha" in said

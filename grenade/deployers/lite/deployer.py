@@ -2,16 +2,19 @@
 
 ``check`` is the machine's prerequisites (``prereqs``); ``configure`` writes each
 tree's ``local.conf`` with the shared renderer (``grenade.deployers.localconf``), the
-lite layout as its template; ``stack`` runs the base tree's ``stack.sh``; ``unstack``
-runs the target's then the base's ``unstack.sh`` (services, then the PostgreSQL
-cluster); ``versions`` reads the venvs (``versions``), ``running_versions`` the
-services' processes (``reading_command``). The trees come from the branches
-repository ``build_repo`` makes in the run's cache.
+lite layout as its template (with devstack's ``<SERVICE>_REPO``/``<SERVICE>_BRANCH``
+for the services config key ``services_from_git`` names for that side); ``stack``
+runs the base tree's ``stack.sh``; ``unstack`` runs the target's then the base's
+``unstack.sh`` (services, then the PostgreSQL cluster); ``versions`` reads the venvs
+(``versions``), ``running_versions`` the services' processes (``reading_command``).
+The trees come from the branches repository ``build_repo`` makes in the run's cache.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from grenade.errors import DeployError
 
 from .. import SIDES, Command, DeployContext, RunPaths, Side
 from ..base import BaseDeployer
@@ -25,7 +28,7 @@ from ..localconf import (
 from .prereqs import check_prerequisites
 from .repo import REPO_NAME, build_repo
 from .tree import cache_dir
-from .versions import reading_command, service_versions
+from .versions import reading_command, service_versions, tree_services
 
 
 def lite_layout(ctx: DeployContext, side: Side) -> dict[str, object]:
@@ -38,7 +41,37 @@ def lite_layout(ctx: DeployContext, side: Side) -> dict[str, object]:
     services = ctx.config.enabled_services
     if services:
         layout["ENABLED_SERVICES"] = services
+    layout.update(git_source_layout(ctx, side))
     return layout
+
+
+def git_source_layout(ctx: DeployContext, side: Side) -> dict[str, object]:
+    """devstack's ``<SERVICE>_REPO`` and ``<SERVICE>_BRANCH`` (and ``<SERVICE>_PBR_VERSION``)
+    for each service config key ``services_from_git.<side>`` names: the tree's
+    ``stack_install_service`` installs it from that checkout instead of the lock's pin."""
+    layout: dict[str, object] = {}
+    for service, source in ctx.config.services_from_git.get(side, {}).items():
+        name = service.upper()
+        layout[f"{name}_REPO"] = source.repo
+        if source.ref:
+            layout[f"{name}_BRANCH"] = source.ref
+        if source.version:
+            layout[f"{name}_PBR_VERSION"] = source.version
+    return layout
+
+
+def check_git_services(ctx: DeployContext, side: Side) -> None:
+    """Every service ``services_from_git.<side>`` names is a service lib of that tree:
+    otherwise nothing would install it, and the run would test the PyPI release."""
+    known = tree_services(ctx.tree(side))
+    for service in ctx.config.services_from_git.get(side, {}):
+        if service not in known:
+            where = ctx.config.where("services_from_git", side)
+            raise DeployError(
+                f"{where}: config key 'grenade.services_from_git.{side}.{service}': "
+                f"the {side} tree ({ctx.tree(side)}) has no service {service} "
+                f"(its services: {', '.join(known) or 'none'})"
+            )
 
 
 def render_lite_local_conf(ctx: DeployContext, side: Side, orig: str = "") -> str:
@@ -74,6 +107,7 @@ class LiteDeployer(BaseDeployer):
         for side in SIDES:
             # without a stackrc it is no lite tree: a lite local.conf would mean nothing
             if _is_lite_tree(ctx.tree(side)):
+                check_git_services(ctx, side)
                 configure_tree(ctx, side, render_lite_local_conf)
 
     def stack(self, ctx: DeployContext) -> Command | None:

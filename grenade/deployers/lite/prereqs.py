@@ -1,9 +1,11 @@
 """What the machine needs before the lite deployer stacks anything: a recent enough
-Python, a database the tree supports, PostgreSQL (or the means to install it) and a
-stack_root its user can reach.
+Python, a database the tree supports, its server (or the means to install it) and, for
+PostgreSQL, a stack_root its user can reach.
 
-Nothing is installed here: the tree's ``stack.sh`` installs the PostgreSQL package
-itself when it runs as root on an apt machine, so that machine passes the check.
+Nothing is installed here: the tree's ``stack.sh`` installs the PostgreSQL or MariaDB
+package itself when it runs as root on an apt machine (MariaDB with a ``policy-rc.d``
+that keeps the package's own service from starting: the tree runs a private server),
+so that machine passes the check. A deployer describes; the tree acts.
 """
 
 from __future__ import annotations
@@ -28,11 +30,18 @@ MIN_PYTHON: dict[str, tuple[int, int]] = {
     "2026.1": (3, 10),
     "2026.2": (3, 11),
 }
-DATABASES = ("postgresql", "sqlite")
+DATABASES = ("postgresql", "mysql", "sqlite")
 
 
 def _pg_bin_available() -> bool:
     return any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or bool(shutil.which("initdb"))
+
+
+def _mariadb_bin_available() -> bool:
+    return any(
+        shutil.which(name, path="/usr/sbin:/usr/bin:" + os.environ.get("PATH", ""))
+        for name in ("mariadbd", "mysqld")
+    )
 
 
 def _blocked_for(user: str, path: Path) -> Path | None:
@@ -90,13 +99,19 @@ def _database_problems(ctx: DeployContext) -> list[str]:
     database = ctx.config.database
     if database not in DATABASES:
         return [
-            f"config key 'database': the lite tree supports postgresql and sqlite, not {database!r}"
+            f"config key 'database': the lite tree supports {', '.join(DATABASES)}, "
+            f"not {database!r}"
         ]
+    root = os.geteuid() == 0
+    can_install = root and bool(shutil.which("apt-get"))
+    if database == "mysql":
+        if not _mariadb_bin_available() and not can_install:
+            return ["MariaDB is not installed: install the 'mariadb-server' package"]
+        return []
     if database != "postgresql":
         return []
     problems = []
-    root = os.geteuid() == 0
-    if not _pg_bin_available() and not (root and shutil.which("apt-get")):
+    if not _pg_bin_available() and not can_install:
         problems.append("PostgreSQL is not installed: install the 'postgresql' package")
     if root:
         blocked = _blocked_for("postgres", ctx.stack_root / "data")

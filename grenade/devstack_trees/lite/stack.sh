@@ -47,7 +47,7 @@ function _stack_choose_ports {
         # shellcheck disable=SC2207
         names+=($(lite_service_var "$svc" LITE_PORTS))
     done
-    if [[ $DATABASE_TYPE == postgresql ]]; then
+    if database_has_server; then
         names+=(DATABASE_PORT)
     fi
     ((${#names[@]})) || return 0
