@@ -28,7 +28,8 @@ from grenade.clean import clean as clean_run
 from grenade.cleanup import force_destroy as force_destroy_run
 from grenade.cli_plugins import lint, new_plugin
 from grenade.config import GrenadeConfig
-from grenade.config_sources import env_skeleton, yaml_error_text
+from grenade.config_origin import yaml_error_text
+from grenade.config_sources import env_skeleton
 from grenade.errors import GrenadeError, Interrupted, hint_config
 from grenade.plan import KIND_HELP, KINDS, format_plan
 from grenade.runner import SignalGuard

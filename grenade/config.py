@@ -25,20 +25,18 @@ from typing import Any
 
 import yaml
 
+from .config_origin import describe_origin, yaml_error_text, yaml_key_line
 from .config_sources import (
     DEFAULTS,
     LOCALRC_KEYS,
     RUNTIME_KEYS,
     SCHEMA,
-    describe_origin,
     has_path,
     key_sources,
     layers_from_invoke,
     merge,
     read_localrc,
     validate_layer,
-    yaml_error_text,
-    yaml_key_line,
 )
 from .errors import ConfigError
 from .releases import release_name

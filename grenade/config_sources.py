@@ -15,9 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import PACKAGE_DIR, PROJECTS_DIR
+from .config_origin import ENV_SOURCE, yaml_key_line
 from .deployers.registry import DEPLOYERS
 from .errors import ConfigError
 
@@ -204,51 +203,6 @@ def _type_names(expected: Any) -> str:
     return " or ".join("null" if t is type(None) else t.__name__ for t in types)
 
 
-def yaml_key_line(path: str | os.PathLike[str], keys: list[str]) -> int | None:
-    """Line (1-based) of a nested key in a YAML file, for error messages."""
-    try:
-        node = yaml.compose(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    line = None
-    for key in keys:
-        if isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
-            node = node.value[int(key)]
-            line = node.start_mark.line + 1
-            continue
-        if not isinstance(node, yaml.MappingNode):
-            return None
-        for knode, vnode in node.value:
-            if knode.value == key:
-                node = vnode
-                line = knode.start_mark.line + 1
-                break
-        else:
-            return None
-    return line
-
-
-def yaml_error_text(path: str | os.PathLike[str], exc: Exception) -> str:
-    """One line for a YAML syntax error (PyYAML's, or the copy invoke vendors):
-    `file:line:col: message`, as compilers print."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    context = getattr(exc, "context", None)
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-    return f"{where}: invalid YAML: {problem}" + (f" ({context})" if context else "")
-
-
-def describe_origin(source: str, keys: tuple[str, ...]) -> str:
-    """Where the config key `keys` of a source was set: `file:line`, the environment
-    variable, or the source's name (the command line)."""
-    if source == ENV_SOURCE:
-        return "environment variable INVOKE_" + "_".join(k for k in keys if not k.isdigit()).upper()
-    if os.path.isfile(source):
-        line = yaml_key_line(source, list(keys))
-        return f"{source}:{line}" if line else source
-    return source
-
-
 def key_sources(
     layers: list[tuple[str, dict[str, Any]]], schema: dict[str, Any] = SCHEMA
 ) -> dict[str, str]:
@@ -321,7 +275,6 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-ENV_SOURCE = "environment (INVOKE_GRENADE_*)"
 # how the run is carried out, not what it is: changing them does not block --resume
 RUNTIME_KEYS = ("timeout", "verbose", "secret_names")
 

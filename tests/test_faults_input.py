@@ -362,7 +362,7 @@ def test_plan_reads_without_the_lock(run_yaml):
 
 
 def test_yaml_error_text_without_a_mark():
-    from grenade.config_sources import yaml_error_text
+    from grenade.config_origin import yaml_error_text
 
     try:
         yaml.safe_load("a: [")
