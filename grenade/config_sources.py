@@ -80,7 +80,7 @@ DEFAULTS: dict[str, Any] = {
     "projects_dirs": [str(PROJECTS_DIR)],
     "plugins": [],
     "plugin_dir": None,
-    "enabled_services": "key,placement-api",
+    "enabled_services": "key,placement-api,g-api,s-proxy,s-account,s-container,s-object",
     "timeout": 1800,
     "verify_resources": True,
     "localrc_file": None,

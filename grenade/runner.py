@@ -25,6 +25,7 @@ from .events import Observer, StepFinished, StepStarted
 from .hosts import Cancel, HostGroup, Result
 from .logs import LogSink, RunLog, step_log_name, tail
 from .plan import Step
+from .reports.matrix import latest_attempts
 from .resources import read_results
 from .session import Session
 from .state import DONE, FAILED, RUNNING, HostRecord, StepRecord
@@ -237,9 +238,9 @@ class StepRunner:
         step reported failed (`FAIL project resource: detail`), the log and its last lines."""
         group = self.session.inventory.group(step.group)
         checks = list(
-            dict.fromkeys(  # a resumed step's earlier attempt reported the same ones
+            dict.fromkeys(
                 f"  FAIL {r.get('project')} {r.get('resource')}: {r.get('detail', '')}"
-                for r in read_results(self.session.paths.save_dir)
+                for r in latest_attempts(read_results(self.session.paths.save_dir))
                 if r.get("result") == "fail"
                 and r.get("project") == step.project
                 and r.get("phase") == step.kind

@@ -28,11 +28,26 @@ def _phase_order(phase: str) -> tuple[int, str]:
     return (KINDS.index(phase) if phase in KINDS else len(KINDS), phase)
 
 
+def latest_attempts(checks: Sequence[Mapping[str, str]]) -> list[Mapping[str, str]]:
+    """The checks of each step's last attempt: a resumed run re-runs a failed step, and
+    its results replace the failed attempt's (results are appended in run order; one
+    attempt is one `run` of a project's phase on a host)."""
+    last: dict[tuple[str, str, str], str] = {}
+    for c in checks:
+        last[(c.get("project", ""), c.get("phase", ""), c.get("host", ""))] = c.get("run", "")
+    return [
+        c
+        for c in checks
+        if last[(c.get("project", ""), c.get("phase", ""), c.get("host", ""))] == c.get("run", "")
+    ]
+
+
 def survival_matrix(
     checks: Sequence[Mapping[str, str]], step_status: Mapping[str, str]
 ) -> dict[str, Any]:
     """`{"phases": [{"id", "label"}], "rows": [{"project", "resource", "cells"}]}`;
     `step_status` maps step ids (`verify-post/alpha`) to their status."""
+    checks = latest_attempts(checks)
     phases = sorted({c.get("phase", "") for c in checks}, key=_phase_order)
     seen: dict[tuple[str, str], dict[str, str]] = {}
     for c in checks:

@@ -20,7 +20,7 @@ from ..plugins import HOOKS
 from ..record import SetupRecord
 from ..resources import RESULTS_FILE, read_results
 from ..state import FAILED, PENDING, RUNNING, SKIPPED, StepRecord
-from .matrix import FAIL, survival_matrix
+from .matrix import FAIL, latest_attempts, survival_matrix
 
 SCHEMA_ID = "grenade-report/1"
 VERSIONS_FILE = "service-versions.json"
@@ -220,7 +220,7 @@ def build_report(
         "steps": steps,
         "checks": [
             {k: str(c.get(k, "")) for k in ("project", "resource", "result", "detail", "phase")}
-            | {"side": str(c.get("side", ""))}
+            | {"side": str(c.get("side", "")), "host": str(c.get("host", ""))}
             for c in checks
         ],
         "matrix": survival_matrix(checks, status),
@@ -244,7 +244,7 @@ class ResultsReader:
         except OSError:
             key = (0, 0)
         if key != self._key:
-            self._checks = read_results(self.save_dir) if key != (0, 0) else []
+            self._checks = latest_attempts(read_results(self.save_dir)) if key != (0, 0) else []
             self._key = key
         return self._checks
 

@@ -17,15 +17,30 @@ from grenade.errors import DeployError
 from .. import SIDES, Command, DeployContext
 from ..base import reading_tool
 
-# ``# lite-service: NAME DISTRIBUTION`` in a lib's leading comment block: lib/NAME is a
-# service stack.sh deploys, from the PyPI distribution DISTRIBUTION (the tree's
-# lib/stack reads the same line: keep the two patterns alike).
-SERVICE_HEADER = re.compile(r"#[ \t]*lite-service:[ \t]+([a-z0-9_]+)[ \t]+(\S+)[ \t]*")
+# ``# lite-service: NAME DISTRIBUTION [PROCESS,...]`` in a lib's leading comment block:
+# lib/NAME is a service stack.sh deploys, from the PyPI distribution DISTRIBUTION, run
+# as the processes PROCESS,... (their pidfile names, devstack's service names such as
+# s-proxy; default NAME). The tree's lib/stack reads the same line: keep the two
+# patterns alike.
+SERVICE_HEADER = re.compile(
+    r"#[ \t]*lite-service:[ \t]+([a-z0-9_]+)[ \t]+(\S+)(?:[ \t]+([a-z0-9_,-]+))?[ \t]*"
+)
 
 
 def tree_services(tree: Path) -> dict[str, str]:
     """``{service: distribution}`` of a lite tree's service libs, in lib name order."""
-    services: dict[str, str] = {}
+    return {name: dist for name, (dist, _) in _tree_headers(tree).items()}
+
+
+def tree_processes(tree: Path) -> dict[str, str]:
+    """``{process: distribution}``: the processes the tree's services run as."""
+    return {
+        process: dist for dist, processes in _tree_headers(tree).values() for process in processes
+    }
+
+
+def _tree_headers(tree: Path) -> dict[str, tuple[str, list[str]]]:
+    services: dict[str, tuple[str, list[str]]] = {}
     lib = tree / "lib"
     for path in sorted(lib.iterdir()) if lib.is_dir() else []:
         if not path.is_file():
@@ -40,7 +55,8 @@ def tree_services(tree: Path) -> dict[str, str]:
                         f"{path} declares lite-service {match.group(1)}: "
                         f"a service lib must be named lib/{match.group(1)}"
                     )
-                services[match.group(1)] = match.group(2)
+                processes = (match.group(3) or match.group(1)).split(",")
+                services[match.group(1)] = (match.group(2), [p for p in processes if p])
                 break
     return services
 
@@ -81,15 +97,17 @@ def tree_distributions(ctx: DeployContext) -> dict[str, str]:
 
 
 def reading_command(ctx: DeployContext) -> Command | None:
-    """The reading of what the services run: the pidfiles of both release dirs, the
-    processes they name, the code those processes' interpreters import (None: the trees
-    declare no service)."""
-    dists = tree_distributions(ctx)
-    if not dists:
+    """The reading of what the services run: the pidfiles of both release dirs (one per
+    process a service header names), the processes they name, the code those processes'
+    interpreters import (None: the trees declare no service)."""
+    processes: dict[str, str] = {}
+    for side in SIDES:
+        processes.update(tree_processes(ctx.tree(side)))
+    if not processes:
         return None
     argv = reading_tool(ctx)
     for side in SIDES:
         argv += ["--release-dir", str(ctx.release_dir(side))]
-    for service, dist in dists.items():
-        argv += ["--service", f"{service}={dist}"]
+    for process, dist in processes.items():
+        argv += ["--service", f"{process}={dist}"]
     return Command(argv=argv)

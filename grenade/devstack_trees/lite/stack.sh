@@ -33,9 +33,9 @@ function _stack_step {
     _stack_mark=$SECONDS
 }
 
-# _stack_port_free port - nothing listens on 127.0.0.1:port.
+# _stack_port_free port - nothing listens on $HOST_IP:port.
 function _stack_port_free {
-    "$LITE_BASE_PYTHON" "$LITE_TOOLS_DIR/oshttp.py" refused "127.0.0.1:$1" >/dev/null 2>&1
+    "$LITE_BASE_PYTHON" "$LITE_TOOLS_DIR/oshttp.py" refused "$HOST_IP:$1" >/dev/null 2>&1
 }
 
 # _stack_choose_ports - keep configured/recorded ports that are usable, pick
