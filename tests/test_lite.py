@@ -36,6 +36,7 @@ from grenade.deployers.lite import (
     check_prerequisites,
     lock_release,
     read_lock,
+    tree_processes,
     tree_services,
 )
 from grenade.errors import DeployError
@@ -467,11 +468,23 @@ def widget_tree(tmp_path: Path) -> Path:
 
 
 def test_services_are_found_from_the_lib_headers(widget_tree: Path) -> None:
-    assert tree_services(TREE_DIR) == {"keystone": "keystone", "placement": "openstack-placement"}
-    assert tree_services(widget_tree) == {
+    lite = {
+        "glance": "glance",
         "keystone": "keystone",
         "placement": "openstack-placement",
-        "widget": "widget-server",
+        "swift": "swift",
+    }
+    assert tree_services(TREE_DIR) == lite
+    assert tree_services(widget_tree) == {**lite, "widget": "widget-server"}
+    # a header may name the processes a service runs as (their pidfiles)
+    assert tree_processes(TREE_DIR) == {
+        "g-api": "glance",
+        "keystone": "keystone",
+        "placement": "openstack-placement",
+        "s-proxy": "swift",
+        "s-account": "swift",
+        "s-container": "swift",
+        "s-object": "swift",
     }
     order = (
         "source ./functions; source ./stackrc; source lib/stack;"
@@ -485,8 +498,8 @@ def test_services_are_found_from_the_lib_headers(widget_tree: Path) -> None:
     v = _vars(
         _bash(order, cwd=widget_tree, env={"ENABLED_SERVICES": "w-api,placement-api,key"}).stdout
     )
-    assert v["NAMES"] == "keystone placement widget"
-    assert v["DISTS"] == "keystone openstack-placement widget-server"
+    assert v["NAMES"] == "glance keystone placement swift widget"
+    assert v["DISTS"] == "glance keystone openstack-placement swift widget-server"
     assert v["ORDER"] == "keystone placement widget"
     assert v["PORTS"] == "KEYSTONE_SERVICE_PORT PLACEMENT_SERVICE_PORT WIDGET_SERVICE_PORT"
     v = _vars(_bash(order, cwd=widget_tree, env={"ENABLED_SERVICES": "key"}).stdout)
@@ -534,8 +547,10 @@ def test_versions_come_from_the_trees_service_libs(widget_tree: Path) -> None:
     _fake_install(root / "old" / "venv", "Widget.Server", "1.0")
     _fake_install(root / "new" / "venv", "keystone", "29.1.0")
     assert LiteDeployer().versions(_ctx(root)) == {
+        "glance": (None, None),
         "keystone": (None, "29.1.0"),
         "placement": ("14.0.0", "15.0.0"),
+        "swift": (None, None),
         "widget": ("1.0", None),
     }
 

@@ -10,6 +10,7 @@ after `clean`.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -113,13 +114,23 @@ def test_invoke_run_on_mariadb(stack_root: Path):
     out = proc.stdout
     assert "keystone      28.1.0 -> 29.1.0" in out
     assert "placement     14.0.0 -> 15.0.0" in out
+    assert "swift         2.36.4 -> 2.37.4" in out
+    assert "glance        31.1.0 -> 32.0.0" in out
     assert "FAIL" not in out
+    checked = {
+        (r["project"], r["phase"], r["resource"])
+        for r in map(json.loads, (stack_root / "save" / "resource-results.jsonl").open())
+    }
+    assert ("glance", "verify-noapi", "image") in checked  # the row, read from MariaDB
+    assert ("swift", "verify-noapi", "data_file") in checked
 
-    # The keystone and placement of both sides ran on the private server.
+    # Every service of both sides with a database ran on the private server.
     confs = [p for p in stack_root.rglob("keystone.conf") if "site-packages" not in p.parts]
     assert confs and all("mysql+pymysql://" in p.read_text() for p in confs), confs
     save = stack_root / "save"
-    for db in ("keystone", "placement"):
+    glance_conf = stack_root / "data" / "etc" / "glance" / "glance-api.conf"
+    assert "mysql+pymysql://" in glance_conf.read_text()
+    for db in ("keystone", "placement", "glance"):
         for side in ("old", "new"):
             dump = (save / f"{db}.sql.{side}").read_text()
             assert "MariaDB dump" in dump and "CREATE TABLE" in dump, f"{db}.sql.{side}"

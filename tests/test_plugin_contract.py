@@ -86,7 +86,10 @@ def test_resource_phases_and_results(tmp_path, projects):
         phases.run_kinds(session, ["early-create", "create", "verify-pre"])
     log = step_log(session, "verify-pre", "alpha")
     assert "alpha resources.sh verify pre-upgrade phase=verify-pre" in log
-    assert read_results(session.paths.save_dir) == [
+    results = read_results(session.paths.save_dir)
+    assert {r.pop("host") for r in results} == {"local"}
+    assert all(r.pop("run") for r in results)
+    assert results == [
         {
             "project": "alpha",
             "resource": "thing",
@@ -157,7 +160,9 @@ def test_resources_failure_names_script(tmp_path, projects):
     assert "exit code 1" in msg
     assert f"script: {projects}/10_alpha/resources.sh" in msg
     assert step.argv[-2:] == ("verify", "post-upgrade")
-    assert read_results(session.paths.save_dir)[-1] == {
+    last = read_results(session.paths.save_dir)[-1]
+    assert last.pop("run") and last.pop("host") == "local"
+    assert last == {
         "project": "alpha",
         "resource": "thing",
         "result": "fail",

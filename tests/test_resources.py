@@ -222,12 +222,17 @@ def test_concurrent_writers_lose_nothing(env):
 def test_resource_results_json(env):
     detail = 'quote " backslash \\ tab\t newline\n ctrl \x01 unicode ✓'
     script = PRELUDE + 'resource_result "$@"'
-    env.update(GRENADE_PHASE="verify-post", GRENADE_SIDE="post-upgrade")
+    env.update(GRENADE_PHASE="verify-post", GRENADE_SIDE="post-upgrade", GRENADE_HOST="ctl")
     genv.bash(script, env, "nova", "vm1", "pass", check=True)
     genv.bash(script, env, "nova", "vm2", "fail", "it", "broke:", detail, check=True)
     bad = genv.bash(script, env, "nova", "vm3", "maybe")
     assert bad.returncode != 0
-    assert read_results(env["SAVE_DIR"]) == [
+    results = read_results(env["SAVE_DIR"])
+    # each process reporting is one attempt of its step, on GRENADE_HOST
+    runs = [r.pop("run") for r in results]
+    assert all(runs) and runs[0] != runs[1]
+    assert [r.pop("host") for r in results] == ["ctl", "ctl"]
+    assert results == [
         {
             "project": "nova",
             "resource": "vm1",

@@ -268,7 +268,15 @@ def test_a_service_restarted_from_base_code_fails_the_run(stack_root: Path):
     projects = [str(Path(__file__).parent.parent / "grenade" / "projects")]
     projects.append(str(FIXTURES / "stale_service"))
     run_yaml.write_text(
-        yaml.safe_dump({"grenade": {"stack_root": str(stack_root), "projects_dirs": projects}})
+        yaml.safe_dump(
+            {
+                "grenade": {
+                    "stack_root": str(stack_root),
+                    "projects_dirs": projects,
+                    "enabled_services": "key,placement-api",
+                }
+            }
+        )
     )
     started = time.monotonic()
     proc = invoke(run_yaml, "run", timeout=1200)

@@ -102,6 +102,12 @@ def outcome(steps: Sequence[Mapping[str, Any]], final: bool) -> str:
     return "incomplete" if statuses & {PENDING, RUNNING} else "passed"
 
 
+def report_check(check: Mapping[str, str]) -> dict[str, str]:
+    """A `resource_result` record as report.json shows it (the attempt id stays out)."""
+    fields = ("project", "resource", "result", "detail", "phase", "side", "host")
+    return {k: str(check.get(k, "")) for k in fields}
+
+
 def errors(steps: Sequence[Mapping[str, Any]], checks: Sequence[Mapping[str, str]]) -> list[Any]:
     """A failed step per failed host, with the checks that step reported failed."""
     out = []
@@ -218,14 +224,10 @@ def build_report(
         ],
         "enabled_services": setup.enabled_services,
         "steps": steps,
-        "checks": [
-            {k: str(c.get(k, "")) for k in ("project", "resource", "result", "detail", "phase")}
-            | {"side": str(c.get("side", "")), "host": str(c.get("host", ""))}
-            for c in checks
-        ],
+        "checks": [report_check(c) for c in checks],
         "matrix": survival_matrix(checks, status),
         "versions": list(versions),
-        "errors": errors(steps, checks),
+        "errors": errors(steps, [report_check(c) for c in checks]),
     }
 
 

@@ -30,7 +30,7 @@ from .locks import lock_release, read_lock
 from .prereqs import check_prerequisites
 from .repo import build_repo
 from .tree import BRANCHES, TREE_DIR
-from .versions import tree_services
+from .versions import tree_processes, tree_services
 
 __all__ = [
     "BRANCHES",
@@ -40,5 +40,6 @@ __all__ = [
     "check_prerequisites",
     "lock_release",
     "read_lock",
+    "tree_processes",
     "tree_services",
 ]

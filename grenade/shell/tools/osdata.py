@@ -116,7 +116,9 @@ def _check(args: argparse.Namespace, result: dict) -> dict:
 def cmd_put(args: argparse.Namespace) -> dict:
     size = os.path.getsize(args.file)
     with open(args.file, "rb") as data:
-        return _check(args, exchange("PUT", args.url, _headers(args), data, size, None, args.timeout))
+        return _check(
+            args, exchange("PUT", args.url, _headers(args), data, size, None, args.timeout)
+        )
 
 
 def cmd_get(args: argparse.Namespace) -> dict:
