@@ -56,16 +56,8 @@ print(json.dumps(meta, sort_keys=True, separators=(",", ":")))' <<<"$1"
 
 function create {
     os_login
-    local project_id user_id member_role
-    project_id=$(keystone_get_or_create project "$SWIFT_GRENADE_PROJECT" \
-        "{\"project\": {\"name\": \"$SWIFT_GRENADE_PROJECT\", \"domain_id\": \"default\"}}")
-    user_id=$(keystone_get_or_create user "$SWIFT_GRENADE_USER" \
-        "{\"user\": {\"name\": \"$SWIFT_GRENADE_USER\", \"domain_id\": \"default\", \"password\": \"$SWIFT_GRENADE_PASSWORD\", \"default_project_id\": \"$project_id\"}}")
-    member_role=$(keystone_get_or_create role member "")
-    [[ -n $member_role ]] || die $LINENO "swift: keystone has no member role"
-    oshttp request PUT "/v3/projects/$project_id/users/$user_id/roles/$member_role" --expect 204
-    resource_save swift project_id "$project_id"
-    resource_save swift user_id "$user_id"
+    keystone_project_user swift "$SWIFT_GRENADE_PROJECT" "$SWIFT_GRENADE_USER" \
+        "$SWIFT_GRENADE_PASSWORD" member
 
     login
     local endpoint payload put
@@ -166,7 +158,7 @@ function verify_noapi {
 }
 
 function destroy {
-    local endpoint id
+    local endpoint
     endpoint=$(resource_get swift endpoint)
     if [[ -n $endpoint ]]; then
         login
@@ -174,14 +166,7 @@ function destroy {
         oshttp request DELETE "$endpoint/$SWIFT_GRENADE_CONTAINER" --expect 204,404
     fi
     os_login
-    id=$(resource_get swift user_id)
-    if [[ -n $id ]]; then
-        oshttp request DELETE "/v3/users/$id" --expect 204,404
-    fi
-    id=$(resource_get swift project_id)
-    if [[ -n $id ]]; then
-        oshttp request DELETE "/v3/projects/$id" --expect 204,404
-    fi
+    keystone_project_user_delete swift
 }
 
 resource_dispatch "$@"

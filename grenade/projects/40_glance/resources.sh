@@ -54,16 +54,8 @@ print(json.dumps({k: image.get(k) for k in sys.argv[1].split()}, sort_keys=True)
 
 function create {
     os_login
-    local project_id user_id member_role
-    project_id=$(keystone_get_or_create project "$GLANCE_GRENADE_PROJECT" \
-        "{\"project\": {\"name\": \"$GLANCE_GRENADE_PROJECT\", \"domain_id\": \"default\"}}")
-    user_id=$(keystone_get_or_create user "$GLANCE_GRENADE_USER" \
-        "{\"user\": {\"name\": \"$GLANCE_GRENADE_USER\", \"domain_id\": \"default\", \"password\": \"$GLANCE_GRENADE_PASSWORD\", \"default_project_id\": \"$project_id\"}}")
-    member_role=$(keystone_get_or_create role member "")
-    [[ -n $member_role ]] || die $LINENO "glance: keystone has no member role"
-    oshttp request PUT "/v3/projects/$project_id/users/$user_id/roles/$member_role" --expect 204
-    resource_save glance project_id "$project_id"
-    resource_save glance user_id "$user_id"
+    keystone_project_user glance "$GLANCE_GRENADE_PROJECT" "$GLANCE_GRENADE_USER" \
+        "$GLANCE_GRENADE_PASSWORD" member
 
     login
     local endpoint image_id payload md5
@@ -164,14 +156,7 @@ function destroy {
         oshttp request DELETE "$(image_url)" --expect 204,404
     fi
     os_login
-    id=$(resource_get glance user_id)
-    if [[ -n $id ]]; then
-        oshttp request DELETE "/v3/users/$id" --expect 204,404
-    fi
-    id=$(resource_get glance project_id)
-    if [[ -n $id ]]; then
-        oshttp request DELETE "/v3/projects/$id" --expect 204,404
-    fi
+    keystone_project_user_delete glance
 }
 
 resource_dispatch "$@"
