@@ -183,7 +183,7 @@ def run(c, from_=None, to=None, resume=False, force=False):
 @task
 @_guard
 def plan(c):
-    """Print every step (phase, project, host group, argv, per-release script); run none.
+    """Print every step (phase, project, group and its hosts, argv, per-release script); run none.
 
     While another run holds the stack_root, its plan is read without the lock."""
     session = _session(c, "plan")
@@ -191,7 +191,7 @@ def plan(c):
         if locked:
             phases.print_plan(session)  # sets the stack_root up first if it is not
         else:
-            session.console.write(format_plan(session.plan()) + "\n")
+            session.console.write(format_plan(session.plan(), session.inventory) + "\n")
 
 
 @task

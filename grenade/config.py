@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from .config_hosts import HostConfig, check_topology, group_members, hosts_from_data, upgrade_groups
 from .config_origin import describe_origin, yaml_error_text, yaml_key_line
 from .config_sources import (
     DEFAULTS,
@@ -116,6 +117,12 @@ class GrenadeConfig:
     secret_names: tuple[str, ...]  # masked besides devstack's *_PASSWORD, *_TOKEN...
     # {side: {service: source}}: services installed from git on that side
     services_from_git: Mapping[str, Mapping[str, GitServiceSource]] = field(default_factory=dict)
+    # multinode (grenade.config_hosts, grenade.nodes): none configured, one local controller
+    hosts: Mapping[str, HostConfig] = field(default_factory=dict)
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # group -> host names
+    upgrade_groups: tuple[str, ...] = ("controller",)  # the groups shutdown and upgrade touch
+    known_hosts: str = ""  # "": ~/.ssh/known_hosts
+    accept_new_host_keys: bool = False  # add unknown keys to known_hosts (throwaway nodes)
     # the merged, validated source: what the resume fingerprint hashes
     data: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
     # which source set each key (`key_sources`): errors about a value name its file
@@ -163,6 +170,11 @@ class GrenadeConfig:
                 }
                 for side in SIDES
             },
+            hosts=hosts_from_data(data),
+            groups={g: tuple(names) for g, names in group_members(data).items()},
+            upgrade_groups=upgrade_groups(data),
+            known_hosts=os.path.expanduser(data["known_hosts"]),
+            accept_new_host_keys=data["accept_new_host_keys"],
             data=data,
             sources=dict(sources or {}),
         )
@@ -179,6 +191,7 @@ class GrenadeConfig:
         _find_rc_files(merged, cwd or Path.cwd())
         _check_paths(merged)
         _check_projects_dirs(merged, sources)
+        check_topology(merged, layers)
         _apply_localrc(merged, layers)
         return cls.from_data(merged, sources)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import PACKAGE_DIR, PROJECTS_DIR
+from .config_hosts import HOST_CHECKS
 from .config_origin import ENV_SOURCE, yaml_key_line
 from .deployers.registry import DEPLOYERS
 from .errors import ConfigError
@@ -61,6 +62,11 @@ SCHEMA: dict[str, Any] = {
     "secret_names": list,
     # {side: {service: {repo, ref, version}}}: a service from git instead of PyPI
     "services_from_git": {"base": dict, "target": dict},
+    "hosts": dict,  # multinode: nodes, groups, host keys (grenade.config_hosts)
+    "groups": dict,
+    "upgrade_groups": (list, type(None)),
+    "known_hosts": str,
+    "accept_new_host_keys": bool,
 }
 
 PLUGIN_SCHEMA: dict[str, Any] = {"name": str, "repo": str, "branch": (str, type(None))}
@@ -94,6 +100,11 @@ DEFAULTS: dict[str, Any] = {
     "verbose": False,
     "secret_names": [],
     "services_from_git": {"base": {}, "target": {}},
+    "hosts": {},  # none: everything runs on this machine, the controller
+    "groups": {},
+    "upgrade_groups": None,  # None: every group (a full upgrade)
+    "known_hosts": "~/.ssh/known_hosts",
+    "accept_new_host_keys": False,
 }
 
 
@@ -195,6 +206,7 @@ VALUE_CHECKS: dict[tuple[str, ...], Any] = {
     ("trees", "target_name"): _dir_name,
     ("services_from_git", "base"): _git_sources,
     ("services_from_git", "target"): _git_sources,
+    **HOST_CHECKS,  # these name the entry at fault: (keys under the checked one, why)
 }
 
 
@@ -262,7 +274,8 @@ def validate_layer(
         check = VALUE_CHECKS.get(keys[1:])
         problem = check(value) if check else None
         if problem:
-            fail(keys, problem)
+            sub, why = problem if isinstance(problem, tuple) else ((), problem)
+            fail((*keys, *sub), why)
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,10 @@ class TreeError(GrenadeError):
     """A devstack tree or plugin repository could not be prepared."""
 
 
+class HostsUnreachable(GrenadeError):
+    """Configured hosts cannot be reached over SSH; names each host, address, port, reason."""
+
+
 class StateError(GrenadeError):
     """The run state forbids what was asked (a second run, a changed fingerprint...)."""
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import codecs
 import contextlib
 import io
+import logging
+import os
 import re
 import shlex
 import threading
@@ -30,6 +32,9 @@ from . import hosts
 from .hosts import Cancel, Result, Sink, Started, as_user
 
 CONNECT_TIMEOUT = 10  # seconds to reach sshd: a dead address must not hang the run
+# paramiko logs a failed handshake with its traceback, which Python's last-resort
+# handler would print on stderr: the errors we raise say it in one line instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 KEEPALIVE = 30  # seconds; traffic on an idle link lets a vanished peer end in an error
 POLL = 0.05  # seconds between looks at the channel's exit status (paramiko has no fd)
 COMMAND_TIMEOUT = 30  # seconds for a kill command
@@ -134,6 +139,46 @@ class _Stderr(_SinkStream):
         return len(text)
 
 
+class UnknownHostKey(paramiko.SSHException):
+    """The server's host key is not in known_hosts, and new keys are not accepted."""
+
+
+class RejectUnknownHostKey(paramiko.MissingHostKeyPolicy):
+    """paramiko's RejectPolicy, saying which known_hosts file lacks the key."""
+
+    def __init__(self, known_hosts: str) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        raise UnknownHostKey(
+            f"host key of {hostname} ({key.get_name()} {key.fingerprint}) "
+            f"not found in known_hosts {self.known_hosts}"
+        )
+
+
+_KNOWN_HOSTS_LOCK = threading.Lock()  # the hosts of a group connect from threads
+
+
+class AcceptNewHostKey(paramiko.MissingHostKeyPolicy):
+    """OpenSSH's `StrictHostKeyChecking accept-new`: the key of a host known_hosts
+    does not know yet is added to it; paramiko itself refuses a key that differs
+    from a known one (BadHostKeyException) before asking a policy."""
+
+    def __init__(self, known_hosts: str) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        with _KNOWN_HOSTS_LOCK:
+            os.makedirs(os.path.dirname(self.known_hosts) or ".", mode=0o700, exist_ok=True)
+            with open(self.known_hosts, "a") as fh:
+                fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)  # a reconnect knows it
+
+
 class FabricHost:
     """A remote machine reached over SSH with a `fabric.Connection`."""
 
@@ -146,22 +191,39 @@ class FabricHost:
         connection.config.runners.remote = _StreamingRemote  # what connection.run uses
         self.user: str = connection.user
         self.root = self.user == "root"
+        self.known_hosts: str | None = None  # the file its host key is checked against
 
     @classmethod
     def connect(
-        cls, name: str, host: str, *, log_dir: str, user: str | None = None, port: int = 22,
-        key_filename: str | None = None, known_hosts: str | None = None,
+        cls, name: str, host: str, *, log_dir: str, user: str | None = None,
+        port: int | None = None, key_filename: str | None = None,
+        known_hosts: str | None = None, accept_new_keys: bool = False,
         connect_timeout: int = CONNECT_TIMEOUT,
     ) -> FabricHost:  # fmt: skip
-        """A host from plain values. The server's key must be in `known_hosts`
-        (default ~/.ssh/known_hosts): Fabric would otherwise accept any key."""
+        """A host from plain values; `host` may be an ``~/.ssh/config`` alias, whose
+        HostName, User, Port and IdentityFile Fabric applies where these are None.
+
+        The server's key must be in `known_hosts` (default ~/.ssh/known_hosts):
+        Fabric would otherwise accept any key. `accept_new_keys` adds the key of a
+        host the file does not know yet to it (throwaway test nodes); a key that
+        differs from the one it knows is refused either way."""
         connection = fabric.Connection(
             host, user=user, port=port, connect_timeout=connect_timeout,
-            connect_kwargs={"key_filename": key_filename} if key_filename else {},
+            connect_kwargs={
+                # a listener that never speaks SSH fails as fast as a dead address
+                "banner_timeout": connect_timeout, "auth_timeout": connect_timeout,
+                **({"key_filename": key_filename} if key_filename else {}),
+            },
         )  # fmt: skip
-        connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        connection.client.load_system_host_keys(known_hosts)
-        return cls(name, connection, log_dir)
+        path = known_hosts or os.path.expanduser("~/.ssh/known_hosts")
+        connection.client.set_missing_host_key_policy(
+            AcceptNewHostKey(path) if accept_new_keys else RejectUnknownHostKey(path)
+        )
+        if os.path.isfile(path):  # none yet: every key is unknown
+            connection.client.load_system_host_keys(path)
+        remote = cls(name, connection, log_dir)
+        remote.known_hosts = path
+        return remote
 
     def close(self) -> None:
         self.connection.close()

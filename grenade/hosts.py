@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -175,10 +175,14 @@ def local_user() -> str:
 
 @dataclass(frozen=True)
 class HostGroup:
-    """Named hosts that run one call together; results keyed by host name."""
+    """Named hosts that run one call together; results keyed by host name.
+
+    Each hook sees `GRENADE_HOST_GROUPS`: the groups its host is in, space-separated
+    (`memberships`, filled by the `Inventory`; this group alone without it)."""
 
     name: str
     hosts: tuple[Host, ...]
+    memberships: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
     @property
     def names(self) -> list[str]:
@@ -202,10 +206,11 @@ class HostGroup:
 
         def one(host: Host) -> Result:
             start = time.monotonic()
+            groups = " ".join(self.memberships.get(host.name, (self.name,)))
             try:
                 return host.run(
                     argv,
-                    env=env,
+                    env={**env, "GRENADE_HOST_GROUPS": groups},
                     cwd=cwd,
                     timeout=timeout,
                     sink=sinks[host.name],
@@ -269,7 +274,13 @@ class Inventory:
             if twice:
                 # results, logs and records are all keyed by host name
                 raise ConfigError(f"host group {name!r} names host {twice[0]!r} twice")
-        self.groups = {name: HostGroup(name, tuple(hosts)) for name, hosts in groups.items()}
+        memberships: dict[str, tuple[str, ...]] = {}
+        for name, members in groups.items():
+            for host in members:
+                memberships[host.name] = (*memberships.get(host.name, ()), name)
+        self.groups = {
+            name: HostGroup(name, tuple(hosts), memberships) for name, hosts in groups.items()
+        }
 
     @classmethod
     def local(cls) -> Inventory:

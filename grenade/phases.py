@@ -20,7 +20,7 @@ from .plan import COARSE, KINDS, RESOURCE_PHASES, format_plan
 from .reports import Reports
 from .runner import StepRunner
 from .session import Session
-from .setup import init_save_dir, run_setup
+from .setup import ensure_reachable, init_save_dir, run_setup
 from .summary import Progress, describe_setup, summary_text
 
 
@@ -107,6 +107,7 @@ def run(
 ) -> None:
     """`invoke run`: setup (or check it), the steps from `start` to `end`, the summary."""
     if force:
+        ensure_reachable(session)  # before the previous cloud is stopped
         stop_previous_cloud(session)
         setup(session, force=True)
     else:
@@ -136,7 +137,7 @@ def stop_previous_cloud(session: Session) -> None:
 
 def print_plan(session: Session) -> None:
     ensure_setup(session)
-    session.console.write(format_plan(session.plan()) + "\n")
+    session.console.write(format_plan(session.plan(), session.inventory) + "\n")
 
 
 def coarse_kinds(name: str) -> tuple[str, ...]:

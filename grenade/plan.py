@@ -2,7 +2,8 @@
 
 A step is one hook run of one project in one phase, on the hosts of one group
 (every step runs on `controller` until the configuration names other groups).
-`invoke plan` prints the plan; the step runner executes it; tests compare it as data.
+`invoke plan` prints the plan with the hosts of each step's group; the step
+runner executes it; tests compare it as data.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .hosts import CONTROLLER
+from .hosts import CONTROLLER, Inventory
 from .plugins import Project, Settings
 
 # The fine-grained step kinds, in run order (the `phase` task namespace).
@@ -80,6 +81,7 @@ RESOURCE_PHASES: dict[str, tuple[str, ...]] = {
     "destroy": ("destroy",),
 }
 REVERSED = {"shutdown", "destroy"}
+NO_HOSTS = "(none)"  # a step's group the inventory lacks (the runner refuses to start)
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,10 @@ class Step:
     def script(self) -> str:
         return self.argv[1] if self.argv[:1] == ("bash",) and len(self.argv) > 1 else self.argv[0]
 
-    def describe(self) -> str:
-        return f"{self.kind:13} {self.project:16} {self.group:10} {shlex.join(self.argv)}"
+    def describe(self, hosts: str | None = None) -> str:
+        """One line: kind, project, group, the group's hosts when given, argv."""
+        where = f"{self.group:10} " + (f"{hosts} " if hosts is not None else "")
+        return f"{self.kind:13} {self.project:16} {where}{shlex.join(self.argv)}"
 
 
 @dataclass
@@ -262,10 +266,15 @@ def build_plan(inp: PlanInputs) -> list[Step]:
     return steps
 
 
-def format_plan(steps: list[Step]) -> str:
+def format_plan(steps: list[Step], inventory: Inventory | None = None) -> str:
+    """The numbered plan; with the inventory, each step's group is followed by the
+    hosts that run it (comma-separated)."""
+    hosts = {g.name: ",".join(g.names) for g in inventory.groups.values()} if inventory else {}
+    width = max((len(hosts.get(s.group, NO_HOSTS)) for s in steps), default=0)
     lines = []
     for i, step in enumerate(steps, 1):
-        lines.append(f"{i:3}. {step.describe()}")
+        names = hosts.get(step.group, NO_HOSTS).ljust(width) if inventory else None
+        lines.append(f"{i:3}. {step.describe(names)}")
         if step.note:
             lines.append(f"{'':5}{step.note}")
     return "\n".join(lines)

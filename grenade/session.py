@@ -29,6 +29,15 @@ from .secrets import Masker, hook_owner, masker_for
 from .state import RunState
 
 
+def configured_inventory(cfg: GrenadeConfig) -> Inventory:
+    """The configured hosts and groups; without `hosts`, this machine alone."""
+    if not cfg.hosts:
+        return Inventory.local()
+    from .nodes import build_inventory  # Fabric takes 0.2 s to import: multinode runs only
+
+    return build_inventory(cfg)
+
+
 class Session:
     """`with Session(cfg) as s:` holds the stack_root's lock and its loaded state."""
 
@@ -45,7 +54,7 @@ class Session:
         self.paths = Paths.from_config(cfg)
         self.console = console if console is not None else sys.stdout
         self.deployer = get_deployer(cfg.deployer)
-        self.inventory = inventory if inventory is not None else Inventory.local()
+        self.inventory = inventory if inventory is not None else configured_inventory(cfg)
         self._own_inventory = inventory is None  # a given inventory is its giver's to close
         self.lock = RunLock(self.paths.stack_root)
         self.state = RunState(self.paths.state_file)

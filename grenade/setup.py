@@ -70,6 +70,21 @@ def _tree(session: Session, side: str) -> TreeRecord:
     )
 
 
+def ensure_reachable(session: Session) -> None:
+    """Every remote host answers SSH, lets us in and shows the key known_hosts has;
+    one error names every host that does not."""
+    if session.cfg.hosts:
+        from .nodes import check_reachable  # Fabric takes 0.2 s to import: multinode only
+
+        check_reachable(session.inventory)
+
+
+def check_hosts(record: SetupRecord, session: Session) -> SetupRecord:
+    """The hosts are reachable, before anything changes."""
+    ensure_reachable(session)
+    return record
+
+
 def prepare_trees(record: SetupRecord, session: Session) -> SetupRecord:
     """The base and target devstack trees (GitPython), at their branch, tag or SHA."""
     return dataclasses.replace(
@@ -162,6 +177,7 @@ def plan_inputs(record: SetupRecord, session: Session) -> SetupRecord:
 # their devstack_localrc lines are part of that local.conf: so the deployer
 # configures once, after them.
 SETUP: tuple[SetupTask, ...] = (
+    check_hosts,
     prepare_trees,
     check_deployer,
     make_grenade_dir,

@@ -1,4 +1,4 @@
-"""A real sshd on 127.0.0.1 for the remote-host tests: this machine plays the remote.
+"""Real sshd servers on 127.0.0.x for the remote-host tests: this machine plays the remote.
 
 Keys are generated per test session; the client checks the server's host key
 against a known_hosts file holding only that key (no auto-adding), so the tests
@@ -7,6 +7,7 @@ go through the same verification a real deployment does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -25,10 +26,10 @@ SSHD = "/usr/sbin/sshd"
 START_TIMEOUT = 15.0
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     """A port nothing listens on right now (the kernel's pick; racy only in theory)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         return sock.getsockname()[1]
 
 
@@ -65,13 +66,13 @@ def _keygen(path: Path) -> None:
     )
 
 
-def _wait_for_banner(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_for_banner(address: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"sshd exited with {proc.returncode}:\n{log.read_text()}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            with socket.create_connection((address, port), timeout=1) as sock:
                 if sock.recv(64).startswith(b"SSH-"):
                     return
         except OSError:
@@ -80,30 +81,26 @@ def _wait_for_banner(port: int, proc: subprocess.Popen[bytes], log: Path) -> Non
     raise RuntimeError(f"sshd did not answer on port {port}:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
-    """sshd -D on a free local port, logging in as ourselves (root) with a fresh key."""
-    if not os.path.exists(SSHD):
-        pytest.skip(f"{SSHD} is not installed (apt-get install openssh-server)")
-    if shutil.which("ssh-keygen") is None:
-        pytest.skip("ssh-keygen is not installed (apt-get install openssh-client)")
-    base = tmp_path_factory.mktemp("sshd")
+@contextlib.contextmanager
+def running_sshd(base: Path, address: str = "127.0.0.1") -> Iterator[SshdServer]:
+    """sshd -D on a free port of `address` (any 127.0.0.x), logging in as ourselves
+    with a fresh key; its host key, client key and known_hosts under `base`."""
     host_key, client_key = base / "host_ed25519", base / "client_ed25519"
     _keygen(host_key)
     _keygen(client_key)
     authorized = base / "authorized_keys"
     authorized.write_text((base / "client_ed25519.pub").read_text())
-    port = free_port()
+    port = free_port(address)
     # Non-default port: OpenSSH and paramiko both look the key up as "[host]:port".
     known_hosts = base / "known_hosts"
     key_type, key_data = (base / "host_ed25519.pub").read_text().split()[:2]
-    known_hosts.write_text(f"[127.0.0.1]:{port} {key_type} {key_data}\n")
+    known_hosts.write_text(f"[{address}]:{port} {key_type} {key_data}\n")
     config = base / "sshd_config"
     config.write_text(
         "\n".join(
             [
                 f"Port {port}",
-                "ListenAddress 127.0.0.1",
+                f"ListenAddress {address}",
                 f"HostKey {host_key}",
                 f"AuthorizedKeysFile {authorized}",
                 "PidFile none",
@@ -131,9 +128,9 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for_banner(port, proc, log)
+        _wait_for_banner(address, port, proc, log)
         yield SshdServer(
-            host="127.0.0.1",
+            host=address,
             port=port,
             user=pwd.getpwuid(os.geteuid()).pw_name,
             key_filename=client_key,
@@ -148,3 +145,18 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def skip_without_sshd() -> None:
+    if not os.path.exists(SSHD):
+        pytest.skip(f"{SSHD} is not installed (apt-get install openssh-server)")
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen is not installed (apt-get install openssh-client)")
+
+
+@pytest.fixture(scope="session")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
+    """sshd -D on a free local port, logging in as ourselves (root) with a fresh key."""
+    skip_without_sshd()
+    with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
