@@ -297,6 +297,21 @@ class Inventory:
                 f"no host group {name!r} in the inventory; groups: " + ", ".join(self.groups)
             ) from None
 
+    def hosts_of(self, group: str, names: Sequence[str]) -> HostGroup:
+        """The named hosts (of any group) as one group called `group`: a step the
+        placement gave to some hosts only (grenade.placement)."""
+        if not names:
+            return self.group(group)
+        found = {h.name: h for g in self.groups.values() for h in g.hosts}
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise ConfigError(
+                f"no host {missing[0]!r} in the inventory; hosts: " + ", ".join(found)
+            )
+        some = self.group(group) if group in self.groups else None
+        memberships = some.memberships if some is not None else {}
+        return HostGroup(group, tuple(found[n] for n in names), memberships)
+
     def close(self) -> None:
         """Close every host that holds something open (connections, watchdogs)."""
         for group in self.groups.values():

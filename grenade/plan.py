@@ -96,10 +96,13 @@ class Step:
     note: str = ""
     group: str = CONTROLLER  # the host group it runs on (grenade.hosts.Inventory)
     resource_side: str = ""  # pre-upgrade/post-upgrade: GRENADE_SIDE of resource steps
+    # the hosts it runs on, by name (grenade.placement); empty: the whole group
+    hosts: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
-        return f"{self.kind}/{self.project}"
+        where = "" if self.group == CONTROLLER else f"@{self.group}"
+        return f"{self.kind}/{self.project}{where}"
 
     @property
     def script(self) -> str:
@@ -270,10 +273,14 @@ def format_plan(steps: list[Step], inventory: Inventory | None = None) -> str:
     """The numbered plan; with the inventory, each step's group is followed by the
     hosts that run it (comma-separated)."""
     hosts = {g.name: ",".join(g.names) for g in inventory.groups.values()} if inventory else {}
-    width = max((len(hosts.get(s.group, NO_HOSTS)) for s in steps), default=0)
+
+    def where(step: Step) -> str:
+        return ",".join(step.hosts) if step.hosts else hosts.get(step.group, NO_HOSTS)
+
+    width = max((len(where(s)) for s in steps), default=0)
     lines = []
     for i, step in enumerate(steps, 1):
-        names = hosts.get(step.group, NO_HOSTS).ljust(width) if inventory else None
+        names = where(step).ljust(width) if inventory else None
         lines.append(f"{i:3}. {step.describe(names)}")
         if step.note:
             lines.append(f"{'':5}{step.note}")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SettingsError
-from .hosts import KILL_GRACE
+from .hosts import CONTROLLER, KILL_GRACE
 from .releases import upgrade_direction
 from .watchdog import Watchdog
 
@@ -34,6 +34,8 @@ class Project:
 
     name: str
     dir: str
+    # the host groups its hooks run on (register_project_groups; default controller)
+    groups: tuple[str, ...] = (CONTROLLER,)
 
     def hook(self, name: str) -> Path | None:
         """The hook file, or None; only exact names count (no fuzzy matching)."""
@@ -69,7 +71,10 @@ class Settings:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Settings:
         raw = dict(raw)
-        raw["projects"] = [Project(**p) for p in raw.get("projects", [])]
+        raw["projects"] = [
+            Project(**{**p, "groups": tuple(p.get("groups", (CONTROLLER,)))})
+            for p in raw.get("projects", [])
+        ]
         raw["localrc"] = [tuple(x) for x in raw.get("localrc", [])]
         return cls(**raw)
 
@@ -199,9 +204,12 @@ def settings_from_records(records: list[tuple[str, str]], files: list[Path]) -> 
     localrc: list[tuple[str, str, str]] = []
     exports: dict[str, str] = {}
     db_sources: dict[str, str] = {}
+    groups: dict[str, tuple[str, ...]] = {}
     for key, value in records:
         if key.startswith("PLUGIN_DIR:"):
             dirs[key.split(":", 1)[1]] = value
+        elif key.startswith("GROUPS:"):
+            groups[key.split(":", 1)[1]] = tuple(value.split())
         elif key.startswith("DB_FROM:"):
             db_sources[key.split(":", 1)[1]] = value
         elif key.startswith("LOCALRC:"):
@@ -218,7 +226,7 @@ def settings_from_records(records: list[tuple[str, str]], files: list[Path]) -> 
                 f"phase setup: project {name} is in UPGRADE_PROJECTS but no "
                 "settings file registered it (no PLUGIN_DIR entry)"
             )
-        projects.append(Project(name=name, dir=dirs[name]))
+        projects.append(Project(name=name, dir=dirs[name], groups=groups.get(name, (CONTROLLER,))))
     return Settings(
         projects=projects,
         databases=values.get("DATABASES_TO_SAVE", "").split(),

@@ -148,8 +148,12 @@ class StepRunner:
 
     def check_groups(self, steps: Sequence[Step]) -> None:
         """Every step's group is in the inventory, checked before any step runs."""
-        groups = self.session.inventory.groups
+        inventory = self.session.inventory
+        groups = inventory.groups
         for step in steps:
+            if step.hosts:
+                inventory.hosts_of(step.group, step.hosts)  # names every unknown host
+                continue
             if step.group not in groups:
                 raise ConfigError(
                     f"step {step.id} (project {step.project}, phase {step.kind}) runs on "
@@ -159,7 +163,7 @@ class StepRunner:
 
     def run_step(self, index: int, total: int, step: Step, cancel: Cancel) -> None:
         session, state = self.session, self.session.state
-        group = session.inventory.group(step.group)
+        group = session.inventory.hosts_of(step.group, step.hosts)
         logs = {h: session.log.steps_dir / step_log_name(index, step.id, h) for h in group.names}
         rec = state.record(step.id)
         rec.status, rec.started, rec.group = RUNNING, round(time.time(), 2), step.group
@@ -236,7 +240,7 @@ class StepRunner:
     ) -> str:
         """One block per failed host: what failed where, why, the resource checks the
         step reported failed (`FAIL project resource: detail`), the log and its last lines."""
-        group = self.session.inventory.group(step.group)
+        group = self.session.inventory.hosts_of(step.group, step.hosts)
         checks = list(
             dict.fromkeys(
                 f"  FAIL {r.get('project')} {r.get('resource')}: {r.get('detail', '')}"

@@ -22,6 +22,7 @@ from .errors import GrenadeError, StateError, command_hint
 from .files import RunLock
 from .hosts import Inventory
 from .logs import RunLog
+from .placement import Topology, place
 from .plan import PlanInputs, Step, build_plan
 from .record import SetupRecord
 from .rundir import Paths
@@ -178,7 +179,7 @@ class Session:
 
     def plan(self) -> list[Step]:
         setup = self.setup
-        return build_plan(
+        steps = build_plan(
             PlanInputs(
                 settings=setup.settings,
                 grenade_dir=self.paths.grenade_dir,
@@ -197,6 +198,13 @@ class Session:
                 versions=self._reading(setup),
             )
         )
+        if not self.cfg.hosts:
+            return steps  # one machine: every step on it, as the original runs
+        topology = Topology(
+            groups={name: tuple(g.names) for name, g in self.inventory.groups.items()},
+            upgrade_groups=tuple(self.cfg.upgrade_groups),
+        )
+        return place(steps, setup.settings.projects, topology)
 
     def _reading(self, setup: SetupRecord) -> tuple[str, ...] | None:
         """The deployer's reading of what its services run (the convergence steps)."""

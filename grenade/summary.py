@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .plugins import HOOKS
 from .reports.matrix import matrix_table, survival_matrix
 from .resources import read_results
 from .session import Session
+from .state import HostRecord, RunState
 
 
 class Progress:
@@ -89,6 +91,7 @@ def summary_text(session: Session) -> str:
         states = ", ".join(sorted({r.status for r in recs}))
         out.append(f"  {kind:13} {len(recs):3} step(s) {dur:8.2f}s  {states}")
     out.append(f"  {'total':13} {'':12} {total:8.2f}s")
+    out += host_lines(state)
     if state.setup is not None:
         ctx = session.deploy_context()
         for service, (before, after) in session.deployer.versions(ctx).items():
@@ -101,6 +104,23 @@ def summary_text(session: Session) -> str:
         out += matrix_table(survival_matrix(results, status))
     out.append(f"  logs: {session.paths.logs_dir} (grenade.log, grenade.summary.log, steps/)")
     return "\n".join(out)
+
+
+def host_lines(state: RunState) -> list[str]:
+    """With several hosts: each host's steps by status and its time in them."""
+    per_host: dict[str, list[HostRecord]] = {}
+    for rec in state.steps.values():
+        for name, host in rec.hosts.items():
+            per_host.setdefault(name, []).append(host)
+    if len(per_host) < 2:
+        return []
+    out = ["  per host (steps by status, time in them):"]
+    for name, recs in per_host.items():
+        counts = Counter(r.status for r in recs)
+        states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        dur = sum(r.duration or 0 for r in recs)
+        out.append(f"    {name:12} {states:28} {dur:8.2f}s")
+    return out
 
 
 def git_source_lines(release_dirs: Mapping[str, Path]) -> list[str]:

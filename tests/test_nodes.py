@@ -411,20 +411,25 @@ def test_hooks_see_their_host_and_its_groups(sshd_server, tmp_path):
     path = multinode_yaml(sshd_server, tmp_path)
     with Session(GrenadeConfig.from_file(path), console=io.StringIO()) as session:
         phases.setup(session)
-        phases.run_kinds(session, ["early-create"])
+        # verify_noapi runs on every host of the project's groups
+        phases.run_kinds(session, ["verify-noapi"], check_order=False)
     logs = session.paths.logs_dir / "steps"
-    assert (logs / "001-early-create_where@ctl.log").read_text() == (
-        "early-create on ctl in [controller compute] ssh=\n"
+    assert next(logs.glob("*-verify-noapi_where@ctl.log")).read_text() == (
+        "verify-noapi on ctl in [controller compute] ssh=\n"
     )
-    assert (logs / "001-early-create_where@n1.log").read_text() == (
-        "early-create on n1 in [controller] ssh=yes\n"
+    assert next(logs.glob("*-verify-noapi_where@n1.log")).read_text() == (
+        "verify-noapi on n1 in [controller] ssh=yes\n"
     )
     # the remote keeps its copy under its own stack_root
-    assert (tmp_path / "n1" / "logs" / "steps" / "001-early-create_where@n1.log").is_file()
+    assert next((tmp_path / "n1" / "logs" / "steps").glob("*-verify-noapi_where@n1.log"))
 
 
 def test_plan_shows_the_hosts_of_each_step(sshd_server, tmp_path):
     proc = invoke(multinode_yaml(sshd_server, tmp_path), "plan", timeout=60)
     assert proc.returncode == 0, proc.stderr
     rows = [ln.split() for ln in proc.stdout.splitlines() if ln[:4].strip().rstrip(".").isdigit()]
-    assert rows and all(row[3:5] == ["controller", "ctl,n1"] for row in rows), proc.stdout
+    where = {(row[1], row[2]): row[3:5] for row in rows}
+    # resources once, on the first host; verify_noapi and upgrade on every host
+    assert where[("create", "where")] == ["controller", "ctl"], proc.stdout
+    assert where[("verify-noapi", "where")] == ["controller", "ctl,n1"], proc.stdout
+    assert where[("upgrade", "where")] == ["controller", "ctl,n1"], proc.stdout
