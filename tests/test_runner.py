@@ -249,7 +249,7 @@ def test_step_group_missing_from_inventory_is_named(tmp_path):
         with pytest.raises(ConfigError) as err:
             StepRunner(session).run([first, step], {first.id, step.id}, set())
     assert str(err.value) == (
-        "step destroy/echo (project echo, phase destroy) runs on host group 'subnode', "
+        "step destroy/echo@subnode (project echo, phase destroy) runs on host group 'subnode', "
         "which the inventory does not have; groups: controller"
     )
     assert not (tmp_path / "ran").exists()  # refused before any step ran
