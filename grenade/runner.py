@@ -164,6 +164,8 @@ class StepRunner:
     def run_step(self, index: int, total: int, step: Step, cancel: Cancel) -> None:
         session, state = self.session, self.session.state
         group = session.inventory.hosts_of(step.group, step.hosts)
+        if session.fleet is not None:
+            group = session.fleet.wrap(group)  # remote hosts run from their node's copies
         logs = {h: session.log.steps_dir / step_log_name(index, step.id, h) for h in group.names}
         rec = state.record(step.id)
         rec.status, rec.started, rec.group = RUNNING, round(time.time(), 2), step.group

@@ -12,7 +12,7 @@ import functools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import deployers as dep
 from . import leftovers
@@ -28,6 +28,9 @@ from .record import SetupRecord
 from .rundir import Paths
 from .secrets import Masker, hook_owner, masker_for
 from .state import RunState
+
+if TYPE_CHECKING:
+    from .fleet import Fleet
 
 
 def configured_inventory(cfg: GrenadeConfig) -> Inventory:
@@ -178,7 +181,11 @@ class Session:
         )
 
     def plan(self) -> list[Step]:
-        setup = self.setup
+        return self.plan_for(self.setup)
+
+    def plan_for(self, setup: SetupRecord) -> list[Step]:
+        """The placed plan of a setup record (setup ships to the nodes before it is
+        recorded)."""
         steps = build_plan(
             PlanInputs(
                 settings=setup.settings,
@@ -205,6 +212,16 @@ class Session:
             upgrade_groups=tuple(self.cfg.upgrade_groups),
         )
         return place(steps, setup.settings.projects, topology)
+
+    @functools.cached_property
+    def fleet(self) -> Fleet | None:
+        """The remote nodes (grenade.fleet): their copies and resource memory; None
+        when every host is this machine."""
+        if not self.cfg.hosts or all(n.is_local for n in self.cfg.hosts.values()):
+            return None
+        from .fleet import Fleet  # Fabric takes 0.2 s to import: multinode runs only
+
+        return Fleet(self)
 
     def _reading(self, setup: SetupRecord) -> tuple[str, ...] | None:
         """The deployer's reading of what its services run (the convergence steps)."""

@@ -172,6 +172,16 @@ def plan_inputs(record: SetupRecord, session: Session) -> SetupRecord:
     )
 
 
+def ship_to_nodes(record: SetupRecord, session: Session) -> SetupRecord:
+    """Every remote node gets GRENADE_DIR, the trees at their SHAs and the project
+    directories of its steps (grenade.ship), all nodes at once; one line each."""
+    fleet = session.fleet
+    if fleet is not None:
+        for line in fleet.ship_all(record, session.plan_for(record)):
+            session.say(f"setup: node {line}")
+    return record
+
+
 # The settings are sourced with the base cloud's ENABLED_SERVICES, which the
 # deployer works out from the local.conf it will write (without writing it), and
 # their devstack_localrc lines are part of that local.conf: so the deployer
@@ -186,6 +196,7 @@ SETUP: tuple[SetupTask, ...] = (
     configure_deployer,
     check_db_clients,  # after configure: the tree's stackrc reads the local.conf it wrote
     plan_inputs,
+    ship_to_nodes,  # last: what it ships is what setup made
 )
 
 
