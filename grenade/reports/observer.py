@@ -216,5 +216,8 @@ class SnapshotWriter:
             with self.cond:
                 self.busy = False
                 took = time.monotonic() - began
-                self.rest_until = time.monotonic() + max(MIN_REST, took * REST_FACTOR)
+                # the final snapshot, asked for while this one was written, is not
+                # held back by this one's rest: close() waits for it
+                rest = 0.0 if self.pending and self.final else max(MIN_REST, took * REST_FACTOR)
+                self.rest_until = time.monotonic() + rest
                 self.cond.notify_all()
