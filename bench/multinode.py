@@ -89,6 +89,33 @@ def time_upgrade(root: Path, projects: Path, nodes: list[SshdServer]) -> tuple[f
         return first, time.monotonic() - started
 
 
+def time_fabric_floor(nodes: list[SshdServer], wait: float) -> float:
+    """The same fan-out with nothing of grenade: Fabric's ThreadingGroup running
+    `sleep` on the nodes over open connections (what the machine itself allows)."""
+    import fabric
+    import paramiko
+
+    conns = []
+    for node in nodes:
+        conn = fabric.Connection(
+            node.host,
+            user=node.user,
+            port=node.port,
+            connect_kwargs={"key_filename": str(node.key_filename)},
+        )
+        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        conn.client.load_host_keys(str(node.known_hosts))
+        conn.open()
+        conns.append(conn)
+    group = fabric.ThreadingGroup.from_connections(conns)
+    try:
+        started = time.monotonic()
+        group.run(f"sleep {wait:g}", hide=True)
+        return time.monotonic() - started
+    finally:
+        group.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wait", type=float, default=2.0, help="seconds each hook waits")
@@ -108,14 +135,20 @@ def main() -> int:
         projects = write_project(base, args.wait)
         times: dict[int, float] = {}
         firsts: dict[int, float] = {}
+        floors: dict[int, float] = {}
         for count in counts:
             root = base / f"run{count}"
             root.mkdir()
             firsts[count], times[count] = time_upgrade(root, projects, nodes[:count])
+            floors[count] = time_fabric_floor(nodes[:count], args.wait)
     print(f"one upgrade step, hook waiting {args.wait:g} s, on N SSH nodes at once")
     print("  (first run: also starts each node's helper; ratios from the second run)")
+    print("  (floor: Fabric's ThreadingGroup running `sleep` alone on the same nodes)")
     for count, took in times.items():
-        print(f"  {count} node(s): {took:6.2f} s   first run {firsts[count]:6.2f} s")
+        print(
+            f"  {count} node(s): {took:6.2f} s   first run {firsts[count]:6.2f} s"
+            f"   floor {floors[count]:6.2f} s"
+        )
     one = times.get(1)
     if one:
         for count in counts:
@@ -123,7 +156,8 @@ def main() -> int:
                 ratio = times[count] / one
                 verdict = "PASS" if ratio <= TARGET or count != 8 else "MISS"
                 mark = f"  (target <= {TARGET}: {verdict})" if count == 8 else ""
-                print(f"  ratio {count}/1: {ratio:.3f}{mark}")
+                floor = floors[count] / floors[1]
+                print(f"  ratio {count}/1: {ratio:.3f}{mark}   floor {count}/1: {floor:.3f}")
     return 0
 
 
