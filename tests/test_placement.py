@@ -8,6 +8,7 @@ sshd nodes on 127.0.0.2 and 127.0.0.3 (group `subnode`).
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,6 +213,14 @@ def test_a_partial_upgrade_leaves_the_other_groups_out(nodes, tmp_path):
     assert not [i for i, _ in ids if i.startswith(("upgrade/", "shutdown/")) and "@" in i]
     # verify_noapi still looks at every host of the project's groups
     assert set(noapi) == {"n1", "n2"}
+    # report.json: each step's result per host, each host's groups
+    report = json.loads((tmp_path / "stack" / "logs" / "report" / "report.json").read_text())
+    steps = {s["id"]: s for s in report["steps"]}
+    assert {h["name"]: h["status"] for h in steps["verify-noapi/store@subnode"]["hosts"]} == {
+        "n1": "done",
+        "n2": "done",
+    }
+    assert {h["name"]: h["groups"] for h in report["hosts"]}["n1"] == ["subnode"]
     # the summary shows what each host ran: the controller 3 steps, each node one
     per_host = summary.split("per host (steps by status, time in them):\n")[1].splitlines()
     assert per_host[0].split()[:3] == ["ctl", "3", "done"], summary
