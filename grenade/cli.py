@@ -185,6 +185,9 @@ def run(c, from_=None, to=None, resume=False, force=False):
 def plan(c):
     """Print every step (phase, project, group and its hosts, argv, per-release script); run none.
 
+    With `hosts` configured: stack-base once per host (controller first), shutdown and
+    upgrade on the project's groups in `upgrade_groups`, resources.sh once on the
+    project's first host, verify_noapi on all its hosts (doc/multinode.md).
     While another run holds the stack_root, its plan is read without the lock."""
     session = _session(c, "plan")
     with session.reading() as locked:
