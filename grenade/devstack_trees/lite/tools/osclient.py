@@ -1,0 +1,1 @@
+../../../shell/tools/osclient.py
