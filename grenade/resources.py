@@ -24,8 +24,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TypeVar
 
 from .files import atomic_write, locked
 
@@ -167,3 +169,20 @@ def read_results(save_dir: str | os.PathLike[str]) -> list[dict[str, str]]:
     except FileNotFoundError:
         return []
     return [json.loads(line) for line in text.split("\n") if line.strip()]
+
+
+_Check = TypeVar("_Check", bound=Mapping[str, str])
+
+
+def latest_attempts(checks: Sequence[_Check]) -> list[_Check]:
+    """The checks of each step's last attempt: a resumed run re-runs a failed step, and
+    its results replace the failed attempt's (results are appended in run order; one
+    attempt is one `run` of a project's phase on a host)."""
+    last: dict[tuple[str, str, str], str] = {}
+    for c in checks:
+        last[(c.get("project", ""), c.get("phase", ""), c.get("host", ""))] = c.get("run", "")
+    return [
+        c
+        for c in checks
+        if last[(c.get("project", ""), c.get("phase", ""), c.get("host", ""))] == c.get("run", "")
+    ]

@@ -25,8 +25,7 @@ from .events import Observer, StepFinished, StepStarted
 from .hosts import Cancel, HostGroup, Result
 from .logs import LogSink, RunLog, step_log_name, tail
 from .plan import Step
-from .reports.matrix import latest_attempts
-from .resources import read_results
+from .resources import latest_attempts, read_results
 from .session import Session
 from .state import DONE, FAILED, RUNNING, HostRecord, StepRecord
 

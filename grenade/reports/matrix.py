@@ -10,12 +10,11 @@ when that step has not finished.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from ..plan import KINDS, RESOURCE_PHASES
+from ..resources import latest_attempts
 from ..state import DONE, FAILED
-
-_Check = TypeVar("_Check", bound=Mapping[str, str])
 
 PASS, FAIL, MISSING, NOT_RUN = "pass", "fail", "missing", "not-run"
 MARKS = {PASS: "ok", FAIL: "FAIL", MISSING: "missing", NOT_RUN: "-"}
@@ -28,20 +27,6 @@ def phase_label(phase: str) -> str:
 
 def _phase_order(phase: str) -> tuple[int, str]:
     return (KINDS.index(phase) if phase in KINDS else len(KINDS), phase)
-
-
-def latest_attempts(checks: Sequence[_Check]) -> list[_Check]:
-    """The checks of each step's last attempt: a resumed run re-runs a failed step, and
-    its results replace the failed attempt's (results are appended in run order; one
-    attempt is one `run` of a project's phase on a host)."""
-    last: dict[tuple[str, str, str], str] = {}
-    for c in checks:
-        last[(c.get("project", ""), c.get("phase", ""), c.get("host", ""))] = c.get("run", "")
-    return [
-        c
-        for c in checks
-        if last[(c.get("project", ""), c.get("phase", ""), c.get("host", ""))] == c.get("run", "")
-    ]
 
 
 def survival_matrix(

@@ -18,9 +18,9 @@ from typing import Any
 from ..plan import COARSE, Step
 from ..plugins import HOOKS
 from ..record import SetupRecord
-from ..resources import RESULTS_FILE, read_results
+from ..resources import RESULTS_FILE, latest_attempts, read_results
 from ..state import FAILED, PENDING, RUNNING, SKIPPED, StepRecord
-from .matrix import FAIL, latest_attempts, survival_matrix
+from .matrix import FAIL, survival_matrix
 
 SCHEMA_ID = "grenade-report/1"
 VERSIONS_FILE = "service-versions.json"
