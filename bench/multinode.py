@@ -131,7 +131,12 @@ def main() -> int:
         for i in range(1, max(counts) + 1):
             (base / f"sshd{i}").mkdir()
             address = f"127.0.0.{i + 1}"
-            nodes.append(stack.enter_context(running_sshd(base / f"sshd{i}", address=address)))
+            # Each node logs in to a home of its own, as on a machine of its own: the
+            # sessions do not run this machine's shell init (see running_sshd).
+            home = base / f"home{i}"
+            home.mkdir()
+            node = running_sshd(base / f"sshd{i}", address=address, home=home)
+            nodes.append(stack.enter_context(node))
         projects = write_project(base, args.wait)
         times: dict[int, float] = {}
         firsts: dict[int, float] = {}

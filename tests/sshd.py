@@ -82,9 +82,15 @@ def _wait_for_banner(address: str, port: int, proc: subprocess.Popen[bytes], log
 
 
 @contextlib.contextmanager
-def running_sshd(base: Path, address: str = "127.0.0.1") -> Iterator[SshdServer]:
+def running_sshd(
+    base: Path, address: str = "127.0.0.1", home: Path | None = None
+) -> Iterator[SshdServer]:
     """sshd -D on a free port of `address` (any 127.0.0.x), logging in as ourselves
-    with a fresh key; its host key, client key and known_hosts under `base`."""
+    with a fresh key; its host key, client key and known_hosts under `base`.
+
+    `home`: the sessions' HOME, as if the node were a machine of its own; the login
+    shell then reads that home's dotfiles instead of ours (whose pyenv init costs each
+    session a quarter second of CPU, shared by every node of this one machine)."""
     host_key, client_key = base / "host_ed25519", base / "client_ed25519"
     _keygen(host_key)
     _keygen(client_key)
@@ -113,6 +119,7 @@ def running_sshd(base: Path, address: str = "127.0.0.1") -> Iterator[SshdServer]
                 "LogLevel VERBOSE",
                 # Many parallel sessions per connection: a hook plus its kill commands.
                 "MaxSessions 20",
+                *([f"SetEnv HOME={home}"] if home else []),
                 "",
             ]
         )
