@@ -25,12 +25,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))  # tests/sshd.py: the real sshd the tests use
-
-from sshd import SshdServer, running_sshd  # noqa: E402
 
 from grenade import phases  # noqa: E402
 from grenade.config import GrenadeConfig  # noqa: E402
+from grenade.localnodes import SshdServer, running_sshd  # noqa: E402
 from grenade.session import Session  # noqa: E402
 
 TARGET = 1.3

@@ -18,8 +18,12 @@ from .session import Session
 
 
 def stop_cloud(session: Session) -> None:
-    """Each of the deployer's unstack commands on the control group's hosts."""
-    group = session.inventory.group(CONTROLLER)
+    """Each of the deployer's unstack commands on every host (a node's from its
+    own copies of the trees, once a setup has sent them)."""
+    inventory = session.inventory
+    group = inventory.hosts_of(CONTROLLER, inventory.host_names)
+    if session.fleet is not None and session.state.setup is not None:
+        group = session.fleet.wrap(group)
     env = session.base_env()
     failed = []
     with Cancel() as cancel, SignalGuard(cancel):

@@ -155,13 +155,49 @@ def _coarse(name: str, doc: str) -> Task:
     return _steps_task(name, phases.coarse_kinds(name), doc)
 
 
-base = _coarse("base", "Stack the base cloud, verify it, create resources and verify them.")
-upgrade = _coarse(
-    "upgrade",
-    "Save state, shut down (reverse order), snapshot, verify with "
-    "the APIs down, prepare the target and upgrade every project.",
+GROUPS_HELP = (
+    "a later upgrade leg: these groups (comma-separated) instead of upgrade_groups, "
+    "e.g. the subnode a partial upgrade left on the base release"
 )
-verify = _coarse("verify", "Verify resources after the upgrade, verify the target, save state.")
+
+
+def _leg_task(name: str, kinds: tuple[str, ...], doc: str) -> Task:
+    """A coarse task that can also run a later upgrade leg (`--groups`)."""
+
+    @_guard
+    def body(c, force=False, resume=False, groups=None):
+        with _session(c, name) as session:
+            leg_kinds = kinds
+            if groups:
+                session.leg_groups = phases.leg_groups(session, groups)
+                if name == "upgrade":  # a leg is upgraded, then verified again
+                    leg_kinds = kinds + phases.coarse_kinds("verify")
+            phases.run_kinds(session, leg_kinds, force=force, resume_failed=resume)
+
+    body.__doc__ = doc
+    body.__name__ = name
+    return Task(
+        body,
+        name=name,
+        help={"force": "re-run steps already done", "resume": RESUME_HELP, "groups": GROUPS_HELP},
+    )
+
+
+base = _coarse("base", "Stack the base cloud, verify it, create resources and verify them.")
+upgrade = _leg_task(
+    "upgrade",
+    phases.coarse_kinds("upgrade"),
+    "Save state, shut down (reverse order), snapshot, verify with "
+    "the APIs down, prepare the target and upgrade every project.\n\n"
+    "With --groups G: complete a partial upgrade, group by group: shut down, "
+    "upgrade and converge the hosts of G (steps with ids of their own, `+G`), then "
+    "verify everything again (doc/multinode.md).",
+)
+verify = _leg_task(
+    "verify",
+    phases.coarse_kinds("verify"),
+    "Verify resources after the upgrade, verify the target, save state.",
+)
 destroy = _coarse("destroy", "Destroy the resources (reverse project order).")
 
 

@@ -26,6 +26,7 @@ LOCAL = "local"  # `host: local`: the machine the tasks run on, no SSH
 # Host and group names end up in log file names and in GRENADE_HOST_GROUPS
 # (space-separated): plain words only.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HOST_KEYS: dict[str, Any] = {
     "host": str,
     "user": (str, type(None)),
@@ -33,6 +34,7 @@ HOST_KEYS: dict[str, Any] = {
     "key_filename": (str, type(None)),
     "stack_root": (str, type(None)),
     "groups": list,
+    "localrc": dict,  # the node's own local.conf lines (ENABLED_SERVICES, HOST_IP...)
 }
 SSH_ONLY = ("user", "port", "key_filename")  # meaningless for `host: local`
 
@@ -81,7 +83,18 @@ def _check_entry(name: str, entry: Any) -> Problem:
     if root is not None and not Path(root).is_absolute():
         return (name, "stack_root"), f"must be an absolute path, got {root!r}"
     problem = _names(entry.get("groups", []), "group")
-    return ((name, "groups"), problem) if problem else None
+    if problem:
+        return (name, "groups"), problem
+    for var, value in (entry.get("localrc") or {}).items():
+        if not isinstance(var, str) or not SHELL_NAME.fullmatch(var):
+            return (name, "localrc"), f"has {var!r}, which is not a shell variable name"
+        if isinstance(value, (dict, list)) or value is None:
+            return (
+                name,
+                "localrc",
+                var,
+            ), f"must be a string, number or boolean, got {_type_name(value)}"
+    return None
 
 
 def check_hosts(value: dict[str, Any]) -> Problem:
@@ -209,10 +222,17 @@ class HostConfig:
     user: str | None = None  # None: ~/.ssh/config's, else the local user (Fabric's rule)
     port: int | None = None  # None: ~/.ssh/config's, else 22
     key_filename: str | None = None  # added to ~/.ssh/config's IdentityFile
+    # the node's own local.conf assignments, over the run's (grenade.nodeconf)
+    localrc: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_local(self) -> bool:
         return self.host == LOCAL
+
+
+def _scalar(value: Any) -> str:
+    # YAML's true/false become devstack's True/False, as the run's localrc has them
+    return str(value) if not isinstance(value, bool) else ("True" if value else "False")
 
 
 def hosts_from_data(data: Mapping[str, Any]) -> dict[str, HostConfig]:
@@ -229,6 +249,7 @@ def hosts_from_data(data: Mapping[str, Any]) -> dict[str, HostConfig]:
             key_filename=os.path.expanduser(entry["key_filename"])
             if entry.get("key_filename")
             else None,
+            localrc=tuple((k, _scalar(v)) for k, v in (entry.get("localrc") or {}).items()),
         )
         for name, entry in data["hosts"].items()
     }

@@ -34,15 +34,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import memory_sync
+from . import memory_sync, versions
+from .config_hosts import HostConfig
 from .errors import TreeError, command_hint
 from .fabrichost import FabricHost, _AllAtOnce
-from .hosts import Cancel, HostGroup, Result, Sink, Started
+from .hosts import CONTROLLER, Cancel, HostGroup, Result, Sink, Started
+from .nodeconf import node_tree_files, shared_files
 from .nodehelper import NodeHelper, b64, unb64
 from .resources import DB_FILE, RESULTS_FILE
 from .ship import (
     CONTROLLER_ID,
     OUTPUT_START,
+    REPLACED,
     SHIP_SCRIPT,
     Item,
     Node,
@@ -128,10 +131,45 @@ class Fleet:
         for host in self.remote_hosts():
             configured = session.cfg.hosts.get(host.name)
             root = str(configured.stack_root if configured else session.paths.stack_root)
-            nodes[host.name] = node_layout(
+            node = node_layout(
                 host.name, root, session.paths, trees, used.get(host.name, []), list(dirs.values())
             )
+            nodes[host.name] = dataclasses.replace(
+                node, items=(*node.items, *self._config_items(record, host.name, node))
+            )
         self._nodes, self._record = nodes, record
+
+    def _config_items(self, record: SetupRecord, name: str, node: Node) -> list[Item]:
+        """The node's own local.conf for each shipped tree, and the deployer's shared
+        files (grenade.nodeconf)."""
+        session = self.session
+        hosts = session.cfg.hosts
+        host = hosts.get(name)
+        if host is None:
+            return []
+        controller = next((h for h in hosts.values() if CONTROLLER in h.groups), None)
+        items = []
+        for tree in (i for i in node.items if i.kind == "tree"):
+
+            def conf(tree: Item = tree, host: HostConfig = host) -> Mapping[str, bytes]:
+                return node_tree_files(tree.source, node.paths, host, controller)
+
+            items.append(
+                Item("conf", f"{tree.what}'s local.conf", tree.source, tree.dest, load=conf)
+            )
+        stack_root = session.paths.stack_root
+        shared = session.deployer.node_files(session.deploy_context(record))
+        if shared:
+            items.append(
+                Item(
+                    "shared",
+                    "the controller's shared files",
+                    stack_root,
+                    node.root,
+                    load=lambda: shared_files(stack_root, shared),
+                )
+            )
+        return items
 
     def node(self, name: str) -> Node:
         with self._lock:
@@ -221,7 +259,7 @@ class Fleet:
         """Check the node's copies, ship what changed, install `upload` as its store
         (None: leave it); the ticket for `collect` (None for a node that shares the
         controller's stack_root) and what was shipped."""
-        digests = {i.dest: digest(i, node) for i in node.items}
+        digests = {i.marker: digest(i, node) for i in node.items}
         markers = marker_args(node)
         fields = [
             node.root,
@@ -238,12 +276,15 @@ class Fleet:
         offset, found_markers = int(lines[1] or 0), lines[2 : 2 + len(markers)]
         stale = []
         for item, found in zip(node.items, found_markers, strict=True):
-            wanted = digests[item.dest]
-            if found in (wanted, f"git:{wanted}"):
-                continue
+            wanted = digests[item.marker]
+            if not wanted or found in (wanted, f"git:{wanted}"):
+                continue  # nothing to send yet, or up to date
             if item.kind == "tree" and found and (not setup or found.startswith("git:")):
                 raise self.mismatch(host, item, found)
             stale.append(item)
+        resent = {i.dest for i in stale if i.kind == "tree"}
+        # a tree sent again is emptied first: its configuration goes with it
+        stale += [i for i in node.items if i.kind == "conf" and i.dest in resent and i not in stale]
         if stale:
             self.ship(host, node, stale, digests)
         return Ticket(upload or b"", offset), stale
@@ -266,19 +307,25 @@ class Fleet:
         self, host: FabricHost, node: Node, items: Sequence[Item], digests: Mapping[str, str]
     ) -> None:
         data = tarball(node, items, digests)
-        replaced = [node.relative(i.dest) for i in items if i.kind != "grenade"]
+        replaced = [node.relative(i.dest) for i in items if i.kind in REPLACED]
         _remote(host, "ship", SHIP_SCRIPT, [node.root, *replaced], data, SHIP_TIMEOUT)
 
     # -- memory ------------------------------------------------------------------------
 
     def collect(self, host: FabricHost, node: Node, ticket: Ticket) -> None:
-        """The node's store merged into the controller's; its new report lines appended."""
+        """The node's store merged into the controller's; its new report lines appended;
+        the service versions it read of itself recorded (grenade.versions)."""
         fields = [f"{node.save_dir}/{DB_FILE}", f"{node.save_dir}/{RESULTS_FILE}"]
-        lines = self.helper(host).request("collect", [*fields, str(ticket.offset)], COMMAND_TIMEOUT)
+        versions_file = f"{node.save_dir}/{versions.FILE_NAME}"
+        lines = self.helper(host).request(
+            "collect", [*fields, str(ticket.offset), versions_file], COMMAND_TIMEOUT
+        )
         store, appended = unb64(lines[0]), unb64(lines[1])
         save = self.session.paths.save_dir
         memory_sync.merge_store(save, ticket.base, store)
         memory_sync.append_results(save, appended)
+        if len(lines) > 2 and lines[2]:
+            versions.merge_host(save, host.name, unb64(lines[2]))
 
     def helper(self, host: FabricHost) -> NodeHelper:
         with self._lock:

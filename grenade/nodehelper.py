@@ -33,7 +33,8 @@ OPEN_TIMEOUT = 30  # seconds for the helper to start (the login shell's startup)
 #   size of RESULTS, one line per marker (`tree:DIR`: DIR/.grenade-tree, or `git:SHA`
 #   for a git checkout without one; else the file's first line); unless shared, DATA
 #   (base64, or `-` to leave it) replaces DB, privately and atomically.
-# collect: DB RESULTS OFFSET -> DB in base64, then RESULTS past OFFSET in base64.
+# collect: DB RESULTS OFFSET VERSIONS -> DB in base64, then RESULTS past OFFSET in
+#   base64, then VERSIONS (the node's service-versions.json) in base64.
 HELPER = r"""
 umask 077
 echo grenade-ready
@@ -75,10 +76,12 @@ while IFS= read -r op; do
         fi
         echo grenade-end ;;
     collect)
-        IFS= read -r db; IFS= read -r results; IFS= read -r offset
+        IFS= read -r db; IFS= read -r results; IFS= read -r offset; IFS= read -r versions
         if [ -r "$db" ]; then base64 -w0 <"$db"; fi
         echo
         if [ -r "$results" ]; then tail -c "+$((offset + 1))" -- "$results" | base64 -w0; fi
+        echo
+        if [ -r "$versions" ]; then base64 -w0 <"$versions"; fi
         echo
         echo grenade-end ;;
     *)

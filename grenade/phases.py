@@ -140,6 +140,21 @@ def print_plan(session: Session) -> None:
     session.console.write(format_plan(session.plan(), session.inventory) + "\n")
 
 
+def leg_groups(session: Session, text: str) -> tuple[str, ...]:
+    """`--groups a,b`: groups of the configured hosts, each once."""
+    groups = tuple(dict.fromkeys(g.strip() for g in text.split(",") if g.strip()))
+    if not session.cfg.hosts:
+        raise ConfigError("--groups needs hosts and groups in the configuration (grenade.hosts)")
+    known = [g for g in session.inventory.groups]
+    unknown = [g for g in groups if g not in known]
+    if unknown or not groups:
+        raise ConfigError(
+            f"--groups {text!r}: no group {', '.join(unknown) or '(empty)'} "
+            f"(groups: {', '.join(known)})"
+        )
+    return groups
+
+
 def coarse_kinds(name: str) -> tuple[str, ...]:
     return COARSE[name]
 

@@ -12,9 +12,13 @@ topology (group -> host names, `upgrade_groups`, each project's groups from
 - resources.sh early_create, create, verify, destroy and verify.sh: once, on the
   first host of the project's first group (the APIs answer the same anywhere);
 - resources.sh verify_noapi: on every host of the project's groups, each host
-  checking what is local to it (its files, its processes);
+  checking what is local to it (its files, its processes), when one of them is
+  upgraded (otherwise every API of the project still answers);
 - save-state and prep-target: on the controller's hosts and every upgraded host;
-- everything else (versions, smoke, the target's dumps): the controller group.
+  in a later leg (`upgrade --groups`), on that leg's hosts only;
+- versions-base and converge: on every host (a host left on the base release is
+  checked to run its base processes still, grenade.versions);
+- everything else (smoke, the target's dumps): the controller group.
 
 A host that two groups share runs a step once, with the first group that
 reaches it. Steps off the controller group carry `@group` in their id.
@@ -33,6 +37,7 @@ from .plugins import Project
 ONCE = {"early-create", "create", "verify-pre", "verify-post", "destroy", "verify-base"}
 UPGRADED = {"shutdown", "snapshot", "upgrade"}
 EVERY_UPGRADED_HOST = {"save-state", "prep-target"}
+EVERY_HOST = {"versions-base", "converge"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Topology:
 
     groups: Mapping[str, tuple[str, ...]]
     upgrade_groups: tuple[str, ...]
+    later_leg: bool = False  # the groups are a later leg's: the controller's was done
 
     @property
     def stack_order(self) -> list[str]:
@@ -76,14 +82,20 @@ def _per_group(step: Step, topo: Topology, groups: Iterable[str]) -> list[Step]:
 def place_step(step: Step, project: Project | None, topo: Topology) -> list[Step]:
     """The steps `step` becomes on the topology (none: it has nothing to run on)."""
     kind = step.kind
-    if kind == "stack-base":
+    if kind == "stack-base" or kind in EVERY_HOST:
         return _per_group(step, topo, topo.stack_order)
     if project is None:  # grenade's own steps, the smoke command
         if kind in EVERY_UPGRADED_HOST:
-            return [_on(step, CONTROLLER, topo.hosts([CONTROLLER, *topo.upgrade_groups]))]
+            groups = list(topo.upgrade_groups)
+            if not topo.later_leg:
+                groups.insert(0, CONTROLLER)
+            hosts = topo.hosts(groups)
+            return [_on(step, groups[0], hosts)] if hosts else []
         return [step]
     groups = [g for g in project.groups if g in topo.groups] or [CONTROLLER]
     if kind == "verify-noapi":
+        if not topo.upgraded_groups(project):
+            return []
         return _per_group(step, topo, groups)
     if kind in UPGRADED:
         return _per_group(step, topo, topo.upgraded_groups(project))

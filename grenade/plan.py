@@ -98,11 +98,14 @@ class Step:
     resource_side: str = ""  # pre-upgrade/post-upgrade: GRENADE_SIDE of resource steps
     # the hosts it runs on, by name (grenade.placement); empty: the whole group
     hosts: tuple[str, ...] = ()
+    # a later upgrade leg's groups, "+"-joined (`upgrade --groups`): its own step ids
+    leg: str = ""
 
     @property
     def id(self) -> str:
         where = "" if self.group == CONTROLLER else f"@{self.group}"
-        return f"{self.kind}/{self.project}{where}"
+        leg = f"+{self.leg}" if self.leg else ""
+        return f"{self.kind}/{self.project}{where}{leg}"
 
     @property
     def script(self) -> str:
@@ -185,21 +188,16 @@ def _versions_step(kind: str, inp: PlanInputs) -> list[Step]:
     that it all runs code from the target release's directory (``grenade.versions``)."""
     if not inp.versions:
         return []
+    # GRENADE_DIR's copy (grenade.versions is standard library only): it runs on every
+    # host, and a node need not have grenade installed
+    tool = ("python3", str(inp.grenade_dir / "tools" / "versions.py"))
     if kind == "versions-base":
-        return [
-            Step(
-                kind,
-                "grenade",
-                ("python3", "-m", "grenade.versions", "record", "--", *inp.versions),
-            )
-        ]
+        return [Step(kind, "grenade", (*tool, "record", "--", *inp.versions))]
     target_dir = str(Path(inp.target_devstack).parent) if inp.target_devstack else ""
     if not target_dir:
         return []  # no target release dir to compare with
     argv = (
-        "python3",
-        "-m",
-        "grenade.versions",
+        *tool,
         "check",
         "--target-dir",
         target_dir,

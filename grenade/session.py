@@ -8,6 +8,7 @@ inventory, the plan and the environment hooks start from.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import sys
 from collections.abc import Iterator
@@ -20,10 +21,10 @@ from .config import GrenadeConfig
 from .deployers.registry import get_deployer
 from .errors import GrenadeError, StateError, command_hint
 from .files import RunLock
-from .hosts import Inventory
+from .hosts import CONTROLLER, Inventory
 from .logs import RunLog
 from .placement import Topology, place
-from .plan import PlanInputs, Step, build_plan
+from .plan import COARSE, PlanInputs, Step, build_plan
 from .record import SetupRecord
 from .rundir import Paths
 from .secrets import Masker, hook_owner, masker_for
@@ -31,6 +32,9 @@ from .state import RunState
 
 if TYPE_CHECKING:
     from .fleet import Fleet
+
+# the step kinds a later upgrade leg runs again, under ids of their own
+LEG_KINDS = frozenset(COARSE["upgrade"] + COARSE["verify"])
 
 
 def configured_inventory(cfg: GrenadeConfig) -> Inventory:
@@ -65,6 +69,9 @@ class Session:
         self.state_required = state_required  # False: a state we cannot read is set aside
         self._log: RunLog | None = None
         self._env: tuple[SetupRecord | None, dict[str, str]] = (None, {})
+        # `upgrade --groups`: a later leg's upgrade groups (the config's upgrade_groups
+        # were the first leg); its upgrade and verify steps have ids of their own
+        self.leg_groups: tuple[str, ...] = ()
 
     def __enter__(self) -> Session:
         self.lock.acquire()
@@ -207,11 +214,28 @@ class Session:
         )
         if not self.cfg.hosts:
             return steps  # one machine: every step on it, as the original runs
+        leg = self.leg
         topology = Topology(
             groups={name: tuple(g.names) for name, g in self.inventory.groups.items()},
-            upgrade_groups=tuple(self.cfg.upgrade_groups),
+            upgrade_groups=leg or tuple(self.cfg.upgrade_groups),
+            later_leg=bool(leg),
         )
-        return place(steps, setup.settings.projects, topology)
+        placed = place(steps, setup.settings.projects, topology)
+        if not leg:
+            return placed
+        name = "+".join(leg)
+        return [dataclasses.replace(s, leg=name) if s.kind in LEG_KINDS else s for s in placed]
+
+    @property
+    def leg(self) -> tuple[str, ...]:
+        """The later leg's groups; () for the configured upgrade_groups' leg."""
+        if not self.leg_groups or tuple(self.leg_groups) == tuple(self.cfg.upgrade_groups):
+            return ()
+        return tuple(self.leg_groups)
+
+    def upgraded_groups(self) -> tuple[str, ...]:
+        """Every group an upgrade leg touches up to this one."""
+        return tuple(dict.fromkeys([*self.cfg.upgrade_groups, *self.leg]))
 
     @functools.cached_property
     def fleet(self) -> Fleet | None:
@@ -265,10 +289,21 @@ class Session:
                 "GRENADE_PHASE": step.kind,
                 "GRENADE_PROJECT": step.project,
                 "GRENADE_SIDE": step.resource_side,
+                # this leg's groups, and every group upgraded so far (grenade.versions)
+                "GRENADE_UPGRADE_GROUPS": " ".join(self.leg or self.cfg.upgrade_groups),
+                "GRENADE_UPGRADED_GROUPS": " ".join(self.upgraded_groups()),
+                # where the project's hooks run, its API on the first (inc/plugin)
+                "GRENADE_PROJECT_GROUPS": " ".join(self._project_groups(step.project)),
             }
         )
         env.update(dict(step.env))
         return env
+
+    def _project_groups(self, name: str) -> tuple[str, ...]:
+        for project in self.setup.settings.projects:
+            if project.name == name:
+                return tuple(project.groups) or (CONTROLLER,)
+        return (CONTROLLER,)
 
     def step_cwd(self, step: Step) -> Path | str:
         return step.cwd or self.paths.grenade_dir

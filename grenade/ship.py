@@ -15,6 +15,12 @@ A remote node runs its hooks from its own copies under its stack_root R:
   dir (mapped like them), else at R/grenade/projects (the first such directory)
   or R/grenade/projects.N.
 
+Two kinds of items are files rather than directories, made when they are sent
+(grenade.nodeconf): ``conf``, a tree's ``local.conf`` and ``.localrc.auto`` for the
+node (sent again with its tree), and ``shared``, the files the deployer's stack made
+on the controller for every node (sent once they exist). They are written over
+what is there, never emptied first.
+
 Each item carries a digest (a tree: its SHA; the others: a hash of what is sent);
 the node keeps it in a marker (``.grenade-shipped``), and an item is sent again only
 when the digests differ. Everything goes in one gzipped tar stream on the stdin of
@@ -32,8 +38,8 @@ import os
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .errors import TreeError
@@ -43,8 +49,10 @@ from .rundir import Paths, localrc_lines
 CONTROLLER_ID = ".grenade-controller"  # under a stack_root: which controller it is
 TREE_MARKER = ".grenade-tree"
 SHIP_MARKER = ".grenade-shipped"
+FILES_MARKERS = {"conf": ".grenade-conf", "shared": ".grenade-shared"}
+REPLACED = ("tree", "projects")  # kinds whose directory is emptied before it arrives
 PROJECTS = ("grenade", "projects")  # where projects from outside the stack_root go
-SKIP = {".git", "__pycache__", TREE_MARKER, SHIP_MARKER}
+SKIP = {".git", "__pycache__", TREE_MARKER, SHIP_MARKER, *FILES_MARKERS.values()}
 GIT_TIMEOUT = 300
 
 
@@ -57,10 +65,16 @@ class Item:
     source: Path  # on the controller
     dest: str  # on the node, absolute, under its stack_root
     sha: str | None = None  # a tree's recorded SHA
+    # conf and shared items: their files now, by path relative to dest
+    load: Callable[[], Mapping[str, bytes]] | None = field(default=None, compare=False)
 
     @property
     def marker(self) -> str:
-        return str(PurePosixPath(self.dest) / (TREE_MARKER if self.kind == "tree" else SHIP_MARKER))
+        name = FILES_MARKERS.get(self.kind) or (TREE_MARKER if self.kind == "tree" else SHIP_MARKER)
+        return str(PurePosixPath(self.dest) / name)
+
+    def files(self) -> Mapping[str, bytes]:
+        return self.load() if self.load is not None else {}
 
 
 @dataclass(frozen=True)
@@ -194,6 +208,14 @@ def digest(item: Item, node: Node) -> str:
     if item.sha:
         return item.sha
     h = hashlib.sha256()
+    if item.load is not None:
+        files = item.files()
+        if not files:
+            return ""  # nothing to send (yet)
+        for name, data in sorted(files.items()):
+            h.update(f"F {name} ".encode("utf-8", "surrogateescape"))
+            h.update(hashlib.sha256(data).digest())
+        return "sha256:" + h.hexdigest()
     for rel, path in _files(item.source):
         if path.is_symlink():
             h.update(f"L {rel} {os.readlink(path)}\0".encode("utf-8", "surrogateescape"))
@@ -267,10 +289,13 @@ def tarball(node: Node, items: Sequence[Item], digests: Mapping[str, str]) -> by
             tar.addfile(root)
             if item.kind == "tree":
                 _add_tree(tar, item, prefix)
+            elif item.load is not None:
+                for name, data in sorted(item.files().items()):
+                    _add_bytes(tar, f"{prefix}/{name}", data)
             else:
                 _add_dir(tar, item, node, prefix)
         for item in items:  # the markers last: content first, whole
-            _add_bytes(tar, node.relative(item.marker), (digests[item.dest] + "\n").encode())
+            _add_bytes(tar, node.relative(item.marker), (digests[item.marker] + "\n").encode())
     return out.getvalue()
 
 

@@ -17,6 +17,7 @@ from .events import StepFinished, StepStarted
 from .plan import KINDS
 from .plugins import HOOKS
 from .reports.matrix import matrix_table, survival_matrix
+from .reports.model import read_versions
 from .resources import read_results
 from .session import Session
 from .state import HostRecord, RunState
@@ -94,8 +95,12 @@ def summary_text(session: Session) -> str:
     out += host_lines(state)
     if state.setup is not None:
         ctx = session.deploy_context()
-        for service, (before, after) in session.deployer.versions(ctx).items():
-            out.append(f"  {service:13} {before or '-'} -> {after or '-'}")
+        running = running_version_lines(session.paths.save_dir)
+        if running:
+            out += running
+        else:
+            for service, (before, after) in session.deployer.versions(ctx).items():
+                out.append(f"  {service:13} {before or '-'} -> {after or '-'}")
         out += git_source_lines({side: ctx.release_dir(side) for side in ("base", "target")})
     results = read_results(session.paths.save_dir)
     if results:
@@ -104,6 +109,19 @@ def summary_text(session: Session) -> str:
         out += matrix_table(survival_matrix(results, status))
     out.append(f"  logs: {session.paths.logs_dir} (grenade.log, grenade.summary.log, steps/)")
     return "\n".join(out)
+
+
+def running_version_lines(save_dir: Path) -> list[str]:
+    """With several hosts: what each service runs on each host, at the base and now,
+    read from the processes (`versions-base`, `converge`); empty on one host."""
+    rows = read_versions(save_dir) or []
+    if len({r["host"] for r in rows}) < 2:
+        return []
+    out = ["  running versions (read from the processes), per host:"]
+    for row in sorted(rows, key=lambda r: (r["host"], r["service"])):
+        before, after = ((row[k] or {}).get("version") or "-" for k in ("before", "after"))
+        out.append(f"    {row['host']:12} {row['service']:13} {before} -> {after}")
+    return out
 
 
 def host_lines(state: RunState) -> list[str]:

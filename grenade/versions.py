@@ -3,8 +3,11 @@
 The plan's ``versions-base`` and ``converge`` steps run this module on the hosts of
 their group, as any hook runs::
 
-    python3 -m grenade.versions record -- READING...
-    python3 -m grenade.versions check --target-dir DIR -- READING...
+    python3 $GRENADE_DIR/tools/versions.py record -- READING...
+    python3 $GRENADE_DIR/tools/versions.py check --target-dir DIR -- READING...
+
+(GRENADE_DIR's copy of this module, which needs nothing but the standard library, so
+that a node runs it without grenade installed.)
 
 READING is the deployer's reading command (``Deployer.running_versions``), which
 prints ``{"<service>": {"pid": N, "version": "x.y.z", "code": "<path>"}}`` for the
@@ -12,7 +15,10 @@ services it finds running, read from their processes. ``record`` keeps what runs
 the base; ``check`` keeps what runs after the upgrade and fails, naming service, host,
 pid, version and code, when an upgraded service does not run code from the target
 release's directory (a stale unit, a service restarted from the base tree), or when a
-service that ran at the base no longer runs. Both write
+service that ran at the base no longer runs. On a host of a multinode run that no
+upgrade touched yet (none of its ``GRENADE_HOST_GROUPS`` is in
+``GRENADE_UPGRADED_GROUPS``), ``check`` asks the opposite: every service still runs
+the processes it ran at the base, none restarted, none on the target's code. Both write
 ``$SAVE_DIR/service-versions.json``::
 
     {"base": {"<host>": {"<service>": {"pid": 123, "version": "28.1.0", "code": "/path"}}},
@@ -82,6 +88,19 @@ def store(save_dir: Path, side: str, host: str, reading: Reading) -> None:
         tmp.replace(path)
 
 
+def merge_host(save_dir: Path, host: str, data: bytes) -> None:
+    """A node's own service-versions.json: its readings of itself (`host`) recorded
+    in the controller's file, the other hosts' entries left as they are here."""
+    try:
+        theirs = json.loads(data)
+    except ValueError as exc:
+        raise VersionsError(f"{host}'s {FILE_NAME} is not JSON: {exc}") from None
+    for side in SIDE_OF.values():
+        reading = theirs.get(side, {}).get(host) if isinstance(theirs, dict) else None
+        if isinstance(reading, dict) and load(save_dir).get(side, {}).get(host) != reading:
+            store(save_dir, side, host, reading)
+
+
 def take_reading(argv: Sequence[str]) -> Reading:
     """Run the deployer's reading command and parse what it prints."""
     try:
@@ -137,6 +156,48 @@ def not_converged(
     return problems
 
 
+def not_kept(
+    host: str, target_dir: Path, now: Mapping[str, Any], before: Mapping[str, Any]
+) -> list[str]:
+    """Why the services of a host the upgrade left on the base release are not as they
+    were (empty: every service still runs the same processes, on the base's code)."""
+    problems = []
+    for service in sorted(before):
+        was = before[service]
+        if service not in now:
+            problems.append(
+                f"service {service} on host {host} is not running, and this upgrade leaves "
+                f"{host} on the base release (it ran {was.get('version')}, pid {was.get('pid')})"
+            )
+            continue
+        old = {p.get("pid") for p in processes(was)}
+        for proc in processes(now[service]):
+            code = str(proc.get("code") or "")
+            if proc.get("pid") not in old:
+                problems.append(
+                    f"service {service} on host {host} was restarted, and this upgrade leaves "
+                    f"{host} on the base release: pid {proc.get('pid')} now, pid "
+                    f"{was.get('pid')} at the base (version {proc.get('version') or 'unknown'} "
+                    f"from {code or 'an unknown path'})"
+                )
+            elif _under(code, target_dir):
+                problems.append(
+                    f"service {service} on host {host} runs the target's code from {code}, "
+                    f"and this upgrade leaves {host} on the base release"
+                )
+    return problems
+
+
+def upgraded_here(env: Mapping[str, str]) -> bool:
+    """This host is in a group an upgrade touched so far (GRENADE_UPGRADED_GROUPS);
+    without the variables (one host, or an older runner) every host is."""
+    upgraded = env.get("GRENADE_UPGRADED_GROUPS")
+    mine = env.get("GRENADE_HOST_GROUPS")
+    if upgraded is None or mine is None:
+        return True
+    return bool(set(upgraded.split()) & set(mine.split()))
+
+
 def describe(reading: Reading) -> list[str]:
     lines = []
     for service, entry in sorted(reading.items()):
@@ -180,11 +241,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"services running on {host} ({side}):", *describe(reading), sep="\n")
         if args.action == "check":
             before = load(save_dir).get("base", {}).get(host, {})
-            problems = not_converged(host, args.target_dir, reading, before)
+            if upgraded_here(os.environ):
+                problems = not_converged(host, args.target_dir, reading, before)
+                done = f"every service on {host} runs the target's code (under {args.target_dir})"
+            else:
+                problems = not_kept(host, args.target_dir, reading, before)
+                done = (
+                    f"every service on {host} still runs its base processes "
+                    "(the upgrade leaves this host on the base release)"
+                )
             if problems:
                 print("\n".join(f"FAIL {p}" for p in problems), file=sys.stderr)
                 return 1
-            print(f"every service on {host} runs the target's code (under {args.target_dir})")
+            print(done)
     except VersionsError as exc:
         print(f"grenade.versions: {exc}", file=sys.stderr)
         return 1

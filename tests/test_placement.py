@@ -96,7 +96,30 @@ def test_save_state_on_the_controller_and_every_upgraded_host():
     placed = place(plan, [SWIFT], Topology(TOPOLOGY.groups, ("controller", "subnode")))
     assert where(placed) == [
         ("save-state/grenade", "controller", "ctl,n1,n2"),
-        ("converge/grenade", "controller", ""),  # the controller group, as before
+        # every host (n2, in two groups, once): those left on the base are checked
+        # to run their base processes still
+        ("converge/grenade", "controller", "ctl"),
+        ("converge/grenade@subnode", "subnode", "n1,n2"),
+        ("converge/grenade@compute", "compute", "n3"),
+    ]
+
+
+def test_a_later_leg_saves_state_on_its_own_hosts_and_skips_projects_it_leaves():
+    plan = [
+        step("save-state", "grenade"),
+        step("verify-noapi", "swift"),
+        step("verify-noapi", "keystone"),
+        step("prep-target", "grenade"),
+    ]
+    leg = Topology(TOPOLOGY.groups, upgrade_groups=("subnode",), later_leg=True)
+    assert where(place(plan, [SWIFT, KEYSTONE], leg)) == [
+        # the controller's databases were dumped at the base in the first leg
+        ("save-state/grenade@subnode", "subnode", "n1,n2"),
+        # swift has a group in the leg: checked on all its hosts; keystone's API
+        # runs on, and answers from, the controller the first leg upgraded
+        ("verify-noapi/swift", "controller", "ctl"),
+        ("verify-noapi/swift@subnode", "subnode", "n1,n2"),
+        ("prep-target/grenade@subnode", "subnode", "n1,n2"),
     ]
 
 

@@ -108,7 +108,8 @@ def reading_argv(old: Path, new: Path) -> list[str]:
 
 def versions(*args: str, save: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "grenade.versions", *args],
+        # GRENADE_DIR's copy, as the steps run it: nothing but the standard library
+        [sys.executable, "-I", str(SHELL_DIR / "tools" / "versions.py"), *args],
         capture_output=True,
         text=True,
         env={**os.environ, "SAVE_DIR": str(save), "GRENADE_HOST": "node1"},
@@ -232,9 +233,10 @@ def test_plan_records_after_verify_base_and_checks_after_upgrade():
     assert kinds.index("converge") == len(kinds) - 1 - kinds[::-1].index("upgrade") + 1
     (record,) = (s for s in steps if s.kind == "versions-base")
     (check,) = (s for s in steps if s.kind == "converge")
-    assert record.argv == ("python3", "-m", "grenade.versions", "record", "--", "read", "--x")
-    assert check.argv[4:] == ("check", "--target-dir", "/stack/new", "--", "read", "--x")[1:]
-    assert check.argv[3] == "check" and check.side == "target"
+    tool = ("python3", "/stack/grenade/tools/versions.py")  # GRENADE_DIR's copy
+    assert record.argv == (*tool, "record", "--", "read", "--x")
+    assert check.argv == (*tool, "check", "--target-dir", "/stack/new", "--", "read", "--x")
+    assert check.side == "target"
     assert KINDS.index("versions-base") < KINDS.index("converge")
 
 

@@ -103,6 +103,11 @@ class Deployer(Protocol):
     def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
         """Each service's version on the base and the target side, for the summary."""
 
+    def node_files(self, ctx: DeployContext) -> list[Path]:
+        """Files the base cloud's stack makes on the controller that every other node
+        needs before its own stack (the lite tree's ports, swift's rings): sent to the
+        nodes once they exist and whenever they change (grenade.nodeconf)."""
+
     def running_versions(self, ctx: DeployContext) -> Command | None:
         """A command that, run on a host, prints what each of the deployer's services
         found running there runs, read from its process (not from what is installed):

@@ -6,6 +6,8 @@ checks, nothing written, nothing stacked or unstacked, the trees used as they ar
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..plugins import enabled_services_from_tree
 from . import Command, DeployContext, RunPaths
 
@@ -50,6 +52,9 @@ class BaseDeployer:
 
     def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
         return {}
+
+    def node_files(self, ctx: DeployContext) -> list[Path]:
+        return []
 
     def running_versions(self, ctx: DeployContext) -> Command | None:
         return None

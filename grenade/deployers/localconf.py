@@ -12,7 +12,8 @@ How a ``local.conf`` is built (the original's ``devstacks_setup_settings`` plus
 2. the tree's own ``localrc``/``local.conf`` -- captured once into
    ``$SAVE_DIR/devstack.<side>.local.conf.orig`` (``localrc`` is then removed, because
    devstack would read it instead of ``local.conf``);
-3. the run configuration's ``localrc`` mapping (``ctx.config.localrc``);
+3. the run configuration's ``localrc`` mapping (``ctx.config.localrc``), then the
+   controller host's own (``hosts.X.localrc``) when the controller is this machine;
 4. plugin settings' ``devstack_localrc <side> <text>`` calls, each as
    ``# added by <settings file>`` followed by the text, appended in call order.
 
@@ -181,6 +182,7 @@ def render_local_conf(
         if _is_localrc(header):
             _merge_localrc(localrc, lines)
     _merge_localrc(localrc, user_localrc_lines(ctx.config.localrc))
+    _merge_localrc(localrc, localrc_lines(local_controller_localrc(ctx)))
     extra: list[str] = []
     for settings_file, text in plugin_localrc_entries(ctx, side):
         localrc.append(f"# added by {settings_file}")
@@ -202,6 +204,15 @@ def render_local_conf(
             out += [header, *lines]
     out += extra
     return "\n".join(out) + "\n"
+
+
+def local_controller_localrc(ctx: DeployContext) -> dict[str, str]:
+    """``hosts.X.localrc`` of the controller when it is this machine, whose trees are
+    the ones configured here (a remote node's: grenade.nodeconf)."""
+    for host in ctx.config.hosts.values():
+        if host.is_local and "controller" in host.groups:
+            return dict(host.localrc)
+    return {}
 
 
 def render_localrc_auto(local_conf: str) -> str:

@@ -131,6 +131,18 @@ class LiteDeployer(BaseDeployer):
     def running_versions(self, ctx: DeployContext) -> Command | None:
         return reading_command(ctx)
 
+    def node_files(self, ctx: DeployContext) -> list[Path]:
+        """The ports stack.sh chose (every node serves at the ports the rings and the
+        catalog name), swift's rings and swift.conf (its hash)."""
+        data = ctx.stack_root / "data"
+        swift = data / "etc" / "swift"
+        return [
+            data / "lite.env",
+            swift / "swift.conf",
+            swift / "rings.lite",
+            *(swift / f"{ring}.ring.gz" for ring in ("account", "container", "object")),
+        ]
+
     def hook_env(self, ctx: DeployContext) -> dict[str, str]:
         # Both trees (stack.sh and every upgrade.sh) share one uv cache across runs.
         return {"GRENADE_CACHE_DIR": str(cache_dir())}

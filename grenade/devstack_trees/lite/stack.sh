@@ -11,7 +11,8 @@
 #   2. build the release venv from releases/<release>/requirements.lock (uv;
 #      reused when the lock is unchanged): install_<name>;
 #   3. start the database: a private PostgreSQL cluster under $DATA_DIR, or
-#      reuse it when it already runs;
+#      reuse it when it already runs (none when no enabled service keeps data
+#      in it: a swift storage node);
 #   4. configure_<name> for every service, then local.conf's post-config;
 #   5. per service, in order: init_<name>, start_<name> (which waits until
 #      it answers), create_<name>_accounts when the lib defines it.
@@ -47,7 +48,7 @@ function _stack_choose_ports {
         # shellcheck disable=SC2207
         names+=($(lite_service_var "$svc" LITE_PORTS))
     done
-    if database_has_server; then
+    if database_has_server && lite_needs_database; then
         names+=(DATABASE_PORT)
     fi
     ((${#names[@]})) || return 0
@@ -122,12 +123,14 @@ for _svc in "${LITE_SERVICES[@]}"; do
 done
 _stack_step install
 
-# 3. database
-echo_summary "Starting the database ($DATABASE_TYPE)"
-install_database
-configure_database
-start_database
-_stack_step database
+# 3. database (none on a node whose services keep nothing in it)
+if lite_needs_database; then
+    echo_summary "Starting the database ($DATABASE_TYPE)"
+    install_database
+    configure_database
+    start_database
+    _stack_step database
+fi
 
 # 4. configuration first, so local.conf post-config applies to all of it
 for _svc in "${LITE_SERVICES[@]}"; do
@@ -157,6 +160,8 @@ for _svc in "${LITE_SERVICES[@]}"; do
         "$(lite_service_var "$_svc" SERVICE_URI)"
 done
 unset _svc
-echo "  database  $DATABASE_TYPE${DATABASE_PORT:+ on $DATABASE_HOST:$DATABASE_PORT}"
+if lite_needs_database; then
+    echo "  database  $DATABASE_TYPE${DATABASE_PORT:+ on $DATABASE_HOST:$DATABASE_PORT}"
+fi
 echo "  logs      $LITE_LOG_DIR   pidfiles $SERVICE_DIR/$SCREEN_NAME"
 echo "  source $TOP_DIR/openrc admin admin   # credentials and the release's CLI on PATH"
