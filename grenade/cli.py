@@ -140,6 +140,8 @@ def _steps_task(name: str, kinds: tuple[str, ...], doc: str) -> Task:
     @_guard
     def body(c, force=False, resume=False):
         with _session(c, name) as session:
+            # phase.rollback, phase.verify-rollback: the rollback's steps are planned
+            session.rollback_requested = bool(set(kinds) & set(phases.coarse_kinds("rollback")))
             phases.run_kinds(session, kinds, force=force, resume_failed=resume)
 
     body.__doc__ = doc
@@ -207,13 +209,33 @@ destroy = _coarse("destroy", "Destroy the resources (reverse project order).")
         "to": "last step kind to run",
         "resume": RESUME_HELP,
         "force": "start a new run from scratch",
+        "rehearse-rollback": "upgrade, verify, roll back, verify the rollback, upgrade "
+        "and verify again (lite deployer)",
     }
 )
 @_guard
-def run(c, from_=None, to=None, resume=False, force=False):
+def run(c, from_=None, to=None, resume=False, force=False, rehearse_rollback=False):
     """Run the whole flow: setup, base, upgrade, verify, destroy."""
     with _session(c, "run", state_required=not force) as session:
+        session.rehearse = rehearse_rollback
         phases.run(session, from_, to, resume_failed=resume, force=force)
+
+
+@task(help={"resume": RESUME_HELP, "force": "re-run rollback steps already done"})
+@_guard
+def rollback(c, resume=False, force=False):
+    """Roll the cloud back to the base release from the snapshot taken after shutdown.
+
+    Checks every snapshot file first (a missing one, or one whose sha256 differs, is
+    named and nothing is touched), describes the databases as they are (what the
+    rollback loses), stops the target's services, restores databases, configuration,
+    keys and data together (each database's migration version checked against the
+    snapshot's), starts the base release's services from the base tree, then runs
+    `resources.sh verify rollback` per project. Works after a failed upgrade too.
+    Lite deployer only (the others cannot start one release's services yet)."""
+    with _session(c, "rollback") as session:
+        session.rollback_requested = True
+        phases.rollback(session, force=force, resume_failed=resume)
 
 
 @task
@@ -282,6 +304,7 @@ ns = Collection(
     destroy,
     force_destroy,
     run,
+    rollback,
     plan,
     status,
     clean,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from . import resume
 from .clean import stop_cloud
-from .errors import ConfigError, Interrupted
+from .errors import ConfigError, Interrupted, StateError
 from .events import Observer
 from .interrupts import SetupInterrupts
 from .plan import COARSE, KINDS, RESOURCE_PHASES, format_plan
@@ -87,6 +87,29 @@ def run_kinds(
             close = getattr(listener, "close", None)
             if close is not None:
                 close()
+
+
+def rollback(session: Session, force: bool = False, resume_failed: bool = False) -> None:
+    """`invoke rollback`: the rollback's steps, whatever state the upgrade was left in
+    (a failed one too: that is what a rollback is for), then what it lost."""
+    ensure_setup(session)
+    if session.state.status("snapshot/grenade") != "done":
+        raise StateError(
+            "rollback: no snapshot was taken in this run (the snapshot step runs after "
+            "shutdown, in the upgrade phase); nothing was touched"
+        )
+    failed = session.state.failed_step
+    try:
+        run_kinds(
+            session,
+            coarse_kinds("rollback"),
+            force=force,
+            # an upgrade that failed is why one rolls back: not a reason to refuse
+            resume_failed=resume_failed or bool(failed and not failed.startswith("rollback/")),
+            check_order=False,
+        )
+    finally:
+        session.say(summary_text(session))
 
 
 def say_skipped_resources(session: Session, kinds: Sequence[str]) -> None:

@@ -32,6 +32,8 @@ KINDS: tuple[str, ...] = (
     "converge",
     "verify-post",
     "verify-target",
+    "rollback",
+    "verify-rollback",
     "destroy",
 )
 
@@ -52,6 +54,8 @@ KIND_HELP: dict[str, str] = {
     "converge": "Every service runs the target release's code, read from its process.",
     "verify-post": "resources.sh verify post-upgrade per project.",
     "verify-target": "Check the target: verify.sh target, smoke command, DB dumps again.",
+    "rollback": "Put the snapshot back: check it, stop the target, restore, start the base.",
+    "verify-rollback": "resources.sh verify rollback per project, after a rollback.",
     "destroy": "resources.sh destroy per project, in reverse order.",
 }
 
@@ -68,6 +72,7 @@ COARSE: dict[str, tuple[str, ...]] = {
         "converge",
     ),
     "verify": ("verify-post", "verify-target"),
+    "rollback": ("rollback", "verify-rollback"),
     "destroy": ("destroy",),
 }
 
@@ -78,6 +83,7 @@ RESOURCE_PHASES: dict[str, tuple[str, ...]] = {
     "verify-pre": ("verify", "pre-upgrade"),
     "verify-noapi": ("verify_noapi", "pre-upgrade"),
     "verify-post": ("verify", "post-upgrade"),
+    "verify-rollback": ("verify", "rollback"),
     "destroy": ("destroy",),
 }
 REVERSED = {"shutdown", "destroy"}
@@ -137,6 +143,8 @@ class PlanInputs:
     target_devstack: str = ""
     # the deployer's reading of what its services run (Deployer.running_versions)
     versions: tuple[str, ...] | None = None
+    # the rollback's own steps (grenade.rollback), when a rollback is asked for
+    rollback: tuple[Step, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -207,6 +215,23 @@ def _versions_step(kind: str, inp: PlanInputs) -> list[Step]:
     return [Step(kind, "grenade", argv, side="target")]
 
 
+def _snapshot_steps(
+    kind: str, inp: PlanInputs, ordered: list[Project], resources: bool
+) -> list[Step]:
+    """The snapshot after shutdown, and the rollback's steps when one is asked for
+    (grenade.rollback)."""
+    if kind == "snapshot":
+        steps = _hook_steps(kind, ordered, "snapshot.sh", ("pre_upgrade",), "base")
+        # after the projects' own: it takes what they wrote into the manifest
+        snapshot = ("bash", str(inp.grenade_dir / "snapshot"), "pre_upgrade")
+        return [*steps, Step(kind, "grenade", snapshot)]
+    if kind == "rollback":
+        return list(inp.rollback)
+    if inp.rollback and resources:
+        return _hook_steps(kind, ordered, "resources.sh", RESOURCE_PHASES[kind], "base")
+    return []
+
+
 def build_plan(inp: PlanInputs) -> list[Step]:
     """Every step of a full run, in order."""
     s = inp.settings
@@ -231,7 +256,7 @@ def build_plan(inp: PlanInputs) -> list[Step]:
         elif kind == "verify-base":
             steps += _hook_steps(kind, ordered, "verify.sh", ("base",), "base")
             steps += _smoke_step(kind, inp, s.base_run_smoke, "base")
-        elif kind in RESOURCE_PHASES:
+        elif kind in RESOURCE_PHASES and kind != "verify-rollback":
             if resources:
                 steps += _hook_steps(kind, ordered, "resources.sh", RESOURCE_PHASES[kind], "base")
         elif kind == "save-state":
@@ -240,8 +265,8 @@ def build_plan(inp: PlanInputs) -> list[Step]:
             )
         elif kind == "shutdown":
             steps += _hook_steps(kind, ordered, "shutdown.sh", (), "base")
-        elif kind == "snapshot":
-            steps += _hook_steps(kind, ordered, "snapshot.sh", ("pre_upgrade",), "base")
+        elif kind in ("snapshot", "rollback", "verify-rollback"):
+            steps += _snapshot_steps(kind, inp, ordered, resources)
         elif kind == "prep-target":
             steps.append(Step(kind, "grenade", ("bash", str(gdir / "prep-target")), side="target"))
         elif kind == "upgrade":

@@ -19,13 +19,14 @@ from . import deployers as dep
 from . import leftovers
 from .config import GrenadeConfig
 from .deployers.registry import get_deployer
-from .errors import GrenadeError, StateError, command_hint
+from .errors import DeployError, GrenadeError, StateError, command_hint
 from .files import RunLock
 from .hosts import CONTROLLER, Inventory
 from .logs import RunLog
 from .placement import Topology, place
 from .plan import COARSE, PlanInputs, Step, build_plan
 from .record import SetupRecord
+from .rollback import AGAIN, SNAPSHOT, rollback_steps, with_second_upgrade
 from .rundir import Paths
 from .secrets import Masker, hook_owner, masker_for
 from .state import RunState
@@ -72,6 +73,9 @@ class Session:
         # `upgrade --groups`: a later leg's upgrade groups (the config's upgrade_groups
         # were the first leg); its upgrade and verify steps have ids of their own
         self.leg_groups: tuple[str, ...] = ()
+        # `rollback` and `run --rehearse-rollback` (grenade.rollback)
+        self.rollback_requested = False
+        self.rehearse = False
 
     def __enter__(self) -> Session:
         self.lock.acquire()
@@ -210,8 +214,11 @@ class Session:
                 target_release_name=self.paths.target_release_dir.name,
                 target_devstack=str(self.paths.target_devstack),
                 versions=self._reading(setup),
+                rollback=tuple(self._rollback_steps(setup)),
             )
         )
+        if self.wants_second_upgrade():
+            steps = with_second_upgrade(steps)
         if not self.cfg.hosts:
             return steps  # one machine: every step on it, as the original runs
         leg = self.leg
@@ -224,7 +231,38 @@ class Session:
         if not leg:
             return placed
         name = "+".join(leg)
-        return [dataclasses.replace(s, leg=name) if s.kind in LEG_KINDS else s for s in placed]
+        return [
+            dataclasses.replace(s, leg=name) if s.kind in LEG_KINDS else s
+            for s in placed
+            # the snapshot is the base cloud's: a later leg would take an upgraded one
+            if (s.kind, s.project) != ("snapshot", "grenade")
+        ]
+
+    def wants_rollback(self) -> bool:
+        """A rollback was asked for, now or by the run this state records."""
+        return self.rollback_requested or self.rehearse or self._recorded("rollback/")
+
+    def wants_second_upgrade(self) -> bool:
+        return self.rehearse or self._recorded("", f"+{AGAIN}")
+
+    def _recorded(self, prefix: str, suffix: str = "") -> bool:
+        return any(sid.startswith(prefix) and sid.endswith(suffix) for sid in self.state.steps)
+
+    def _rollback_steps(self, setup: SetupRecord) -> list[Step]:
+        if not self.wants_rollback():
+            return []
+        if self.fleet is not None:
+            raise DeployError(
+                "rollback: the nodes' snapshots are not taken yet; a rollback needs every "
+                "host on this machine (remove the remote hosts from grenade.hosts)"
+            )
+        ctx = self.deploy_context(setup)
+        return rollback_steps(
+            self.paths.grenade_dir,
+            self.deployer.name,
+            self.deployer.services(ctx, "target", "stop"),
+            self.deployer.services(ctx, "base", "start"),
+        )
 
     @property
     def leg(self) -> tuple[str, ...]:
@@ -296,6 +334,11 @@ class Session:
                 "GRENADE_PROJECT_GROUPS": " ".join(self._project_groups(step.project)),
             }
         )
+        if step.kind == "snapshot" and step.project != "grenade":
+            # where a project's snapshot.sh puts what the rollback's snapshot keeps
+            env["GRENADE_SNAPSHOT_DIR"] = str(
+                self.paths.save_dir / "snapshots" / SNAPSHOT / "projects" / step.project
+            )
         env.update(dict(step.env))
         return env
 

@@ -19,6 +19,7 @@ from .plugins import HOOKS
 from .reports.matrix import matrix_table, survival_matrix
 from .reports.model import read_versions
 from .resources import read_results
+from .rollback import leg_lines, summary_lines
 from .session import Session
 from .state import HostRecord, RunState
 
@@ -92,6 +93,7 @@ def summary_text(session: Session) -> str:
         states = ", ".join(sorted({r.status for r in recs}))
         out.append(f"  {kind:13} {len(recs):3} step(s) {dur:8.2f}s  {states}")
     out.append(f"  {'total':13} {'':12} {total:8.2f}s")
+    out += leg_lines(list(state.steps), [r.duration or 0 for r in state.steps.values()])
     out += host_lines(state)
     if state.setup is not None:
         ctx = session.deploy_context()
@@ -107,6 +109,8 @@ def summary_text(session: Session) -> str:
         out.append("  resource survival (missing: not checked in that phase; -: not run yet):")
         status = {sid: r.status for sid, r in state.steps.items()}
         out += matrix_table(survival_matrix(results, status))
+    paths = session.paths
+    out += summary_lines(paths.save_dir, paths.base_release_dir.name, paths.target_release_dir.name)
     out.append(f"  logs: {session.paths.logs_dir} (grenade.log, grenade.summary.log, steps/)")
     return "\n".join(out)
 

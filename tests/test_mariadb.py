@@ -1,7 +1,8 @@
 """The lite tree's MariaDB backend (lib/databases/mysql) and keystone's SQLite-lock
 explanation (lib/keystone), run by real bash.
 
-The main job on MariaDB is one slow real run (`invoke run` with ``database: mysql``;
+The main job on MariaDB is one slow real run (`invoke run --rehearse-rollback` with
+``database: mysql``: the rollback rehearsal too;
 a few minutes, plus Debian's mariadb-server package installed by the tree's stack.sh
 when missing) that serves every assertion: the upgrade's versions and checks, the
 save-state dumps made by mysqldump from the private server, and that server stopped
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import invoke
 from test_main_job import config, listening
+from test_rollback import FIXTURE, PROJECTS, rehearsal_checks
 
 from grenade.deployers.lite.tree import TREE_DIR
 
@@ -108,10 +110,12 @@ def database_port(stack_root: Path) -> int:
 
 @pytest.mark.slow
 def test_invoke_run_on_mariadb(stack_root: Path):
-    run_yaml = config(stack_root, database="mysql")
-    proc = invoke(run_yaml, "run", timeout=1500)
+    # the rollback rehearsal on MariaDB shares this run (tests/test_rollback.py)
+    run_yaml = config(stack_root, database="mysql", projects_dirs=[str(FIXTURE), str(PROJECTS)])
+    proc = invoke(run_yaml, "run", "--rehearse-rollback", timeout=2400)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     out = proc.stdout
+    rehearsal_checks(stack_root, out)
     assert "keystone      28.1.0 -> 29.1.0" in out
     assert "placement     14.0.0 -> 15.0.0" in out
     assert "swift         2.36.4 -> 2.37.4" in out

@@ -75,3 +75,38 @@ def test_reverse_kinds_are_reversed():
     steps = build_plan(inputs())
     assert [s.project for s in steps if s.kind == "destroy"] == ["beta", "alpha"]
     assert [s.project for s in steps if s.kind == "upgrade"] == ["alpha", "beta"]
+
+
+def test_rehearsal_plan_rolls_back_then_upgrades_again_under_ids_of_its_own():
+    from grenade.deployers import Command
+    from grenade.rollback import rollback_steps, with_second_upgrade
+
+    stop = Command(["bash", "./services.sh", "stop"], cwd=Path("/stack/new/devstack"))
+    start = Command(["bash", "./services.sh", "start"], cwd=Path("/stack/old/devstack"))
+    steps = rollback_steps(Path("/stack/grenade"), "lite", stop, start)
+    plan = with_second_upgrade(build_plan(inputs(rollback=tuple(steps))))
+    ids = [s.id for s in plan]
+    rollback = [i for i in ids if i.startswith("rollback/")]
+    assert rollback == [f"rollback/{s}" for s in ("check", "loss", "stop", "restore", "start")]
+    # verify rollback per project after the rollback, then the second upgrade, then destroy
+    first_again = ids.index("save-state/grenade+again")
+    assert ids.index("verify-rollback/beta") < first_again < ids.index("destroy/beta")
+    assert ids.index("rollback/start") < ids.index("verify-rollback/alpha")
+    assert "upgrade/alpha+again" in ids and "verify-post/beta+again" in ids
+    assert "snapshot/grenade+again" in ids  # the rolled-back cloud's own snapshot
+    assert len(ids) == len(set(ids))  # every leg's steps have ids of their own
+    by_id = {s.id: s for s in plan}
+    assert by_id["rollback/stop"].cwd == "/stack/new/devstack"
+    assert by_id["verify-rollback/alpha"].argv[-2:] == ("verify", "rollback")
+
+
+def test_no_rollback_steps_unless_asked_and_a_deployer_that_cannot_refuses():
+    import pytest
+
+    from grenade.errors import DeployError
+    from grenade.rollback import rollback_steps
+
+    kinds = {s.kind for s in build_plan(inputs())}
+    assert "snapshot" in kinds and not kinds & {"rollback", "verify-rollback"}
+    with pytest.raises(DeployError, match="the external deployer cannot stop"):
+        rollback_steps(Path("/stack/grenade"), "external", None, None)

@@ -103,6 +103,11 @@ class Deployer(Protocol):
     def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
         """Each service's version on the base and the target side, for the summary."""
 
+    def services(self, ctx: DeployContext, side: Side, action: str) -> Command | None:
+        """A command that starts (``action`` "start") or stops ("stop") one release's
+        services alone, without installing or configuring anything: what a rollback
+        needs (grenade.rollback). None: the deployer cannot (no rollback)."""
+
     def node_files(self, ctx: DeployContext) -> list[Path]:
         """Files the base cloud's stack makes on the controller that every other node
         needs before its own stack (the lite tree's ports, swift's rings): sent to the

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..plugins import enabled_services_from_tree
-from . import Command, DeployContext, RunPaths
+from . import Command, DeployContext, RunPaths, Side
 
 # The process reading every deployer's running_versions shares: package data of
 # grenade's shell library, in GRENADE_DIR on the hosts.
@@ -52,6 +52,9 @@ class BaseDeployer:
 
     def versions(self, ctx: DeployContext) -> dict[str, tuple[str | None, str | None]]:
         return {}
+
+    def services(self, ctx: DeployContext, side: Side, action: str) -> Command | None:
+        return None
 
     def node_files(self, ctx: DeployContext) -> list[Path]:
         return []

@@ -19,6 +19,7 @@ from ..plan import COARSE, Step
 from ..plugins import HOOKS
 from ..record import SetupRecord
 from ..resources import RESULTS_FILE, latest_attempts, read_results
+from ..rollback import report_sections
 from ..state import FAILED, PENDING, RUNNING, SKIPPED, StepRecord
 from .matrix import FAIL, survival_matrix
 
@@ -87,6 +88,9 @@ class Context:
     setup: SetupRecord
     hosts: Mapping[str, Sequence[str]]  # host -> its groups
     controller: str  # where installed versions (the fallback) are read
+    # the release directory names save-state's dumps are kept under (dumps/<name>/)
+    base_name: str = "old"
+    target_name: str = "new"
 
 
 def check_phase(check: Mapping[str, str]) -> str:
@@ -228,6 +232,7 @@ def build_report(
         "matrix": survival_matrix(checks, status),
         "versions": list(versions),
         "errors": errors(steps, [report_check(c) for c in checks]),
+        **report_sections(ctx.save_dir, ctx.base_name, ctx.target_name),
     }
 
 

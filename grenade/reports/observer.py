@@ -81,6 +81,8 @@ class Reports:
             setup=session.setup,
             hosts=hosts,
             controller=next(iter(hosts), ""),
+            base_name=paths.base_release_dir.name,
+            target_name=paths.target_release_dir.name,
         )
         self.results = ResultsReader(paths.save_dir)
         self.entries: dict[str, dict[str, Any]] = {}

@@ -131,6 +131,11 @@ class LiteDeployer(BaseDeployer):
     def running_versions(self, ctx: DeployContext) -> Command | None:
         return reading_command(ctx)
 
+    def services(self, ctx: DeployContext, side: Side, action: str) -> Command | None:
+        """The tree's services.sh: start_/stop_<service> alone, the database kept."""
+        tree = ctx.tree(side)
+        return Command(argv=["bash", "./services.sh", action], cwd=tree, env=self.hook_env(ctx))
+
     def node_files(self, ctx: DeployContext) -> list[Path]:
         """The ports stack.sh chose (every node serves at the ports the rings and the
         catalog name), swift's rings and swift.conf (its hash)."""
