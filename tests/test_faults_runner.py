@@ -13,6 +13,7 @@ import re
 import shlex
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -40,7 +41,10 @@ def sqlite_base(stack: Path) -> None:
     tree = stack / "old" / "devstack"
     tree.mkdir(parents=True)
     (stack / "db").mkdir()
-    (stack / "db" / "alpha.db").write_text("alpha's rows\n")
+    with sqlite3.connect(stack / "db" / "alpha.db") as db:
+        db.execute("CREATE TABLE rows (text TEXT)")
+        db.execute("INSERT INTO rows VALUES ('alpha''s rows')")
+    db.close()
     (tree / "stackrc").write_text(f"DATABASE_TYPE=sqlite\nDATABASE_SQLITE_DIR={stack}/db\n")
 
 
@@ -62,7 +66,9 @@ def assert_intact(stack: Path) -> None:
     assert (stack / "logs/grenade.log").stat().st_size > 0
     assert list((stack / "logs/steps").glob("*create_alpha@local.log"))
     (dump,) = (stack / "save").glob("alpha.sql.*")
-    assert dump.read_text() == "alpha's rows\n"
+    with sqlite3.connect(dump) as db:  # the online backup's copy
+        assert db.execute("SELECT text FROM rows").fetchall() == [("alpha's rows",)]
+    db.close()
 
 
 def resume_skips_finished(config: Path, stack: Path, failed: str) -> None:

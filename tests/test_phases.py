@@ -134,6 +134,7 @@ def test_plan_prints_every_step_and_runs_no_hook(run_yaml):
         "save-state",
         "shutdown",
         "snapshot",
+        "snapshot",  # the project's snapshot.sh, then the rollback's snapshot (grenade)
         "verify-noapi",
         "verify-noapi",
         "prep-target",

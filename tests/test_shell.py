@@ -12,6 +12,7 @@ import pwd
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -792,7 +793,10 @@ def test_save_state_copies_sqlite_databases_and_skips_missing(env, tmp_path):
     stack = Path(env["GRENADE_DIR"]).parent
     dbdir = tmp_path / "sqlite"
     dbdir.mkdir()
-    (dbdir / "keystone.db").write_bytes(b"SQLite format 3\0fake")
+    with sqlite3.connect(dbdir / "keystone.db") as db:
+        db.execute("CREATE TABLE project (id TEXT PRIMARY KEY)")
+        db.execute("INSERT INTO project VALUES ('p1')")
+    db.close()
     (stack / "old/devstack/stackrc").write_text(
         f"DATABASE_TYPE=sqlite\nDATABASE_SQLITE_DIR={dbdir}\nENABLED_SERVICES=key\n"
     )
@@ -801,7 +805,12 @@ def test_save_state_copies_sqlite_databases_and_skips_missing(env, tmp_path):
         ["bash", f"{env['GRENADE_DIR']}/save-state"], env=env, capture_output=True, timeout=60
     )
     assert proc.returncode == 0, err(proc)
-    assert (stack / "save/keystone.sql.old").read_bytes() == b"SQLite format 3\0fake"
+    # the online backup API's copy (dbsnap.py), and its record beside the dump
+    with sqlite3.connect(stack / "save/keystone.sql.old") as copy:
+        assert copy.execute("SELECT id FROM project").fetchall() == [("p1",)]
+    copy.close()
+    record = json.loads((stack / "save/dumps/old/keystone.dump.json").read_text())
+    assert record["backend"] == "sqlite" and record["describe"]["tables"]["project"]["rows"] == 1
     assert not (stack / "save/glance.sql.old").exists()
     assert "Not saving database glance" in out(proc)
 

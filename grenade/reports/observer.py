@@ -52,6 +52,8 @@ def config_skipped(session: Session) -> list[Step]:
         return []
     out = []
     for kind, args in RESOURCE_PHASES.items():
+        if kind == "verify-rollback" and not session.wants_rollback():
+            continue  # no rollback in this run: nothing was turned off
         projects = setup.settings.projects
         for p in reversed(projects) if kind in REVERSED else projects:
             path = p.hook("resources.sh")
