@@ -76,6 +76,10 @@ COARSE: dict[str, tuple[str, ...]] = {
     "destroy": ("destroy",),
 }
 
+# The kinds a later upgrade leg runs again under ids of its own (`upgrade --groups`,
+# the rollback rehearsal's second upgrade): the upgrade and verify tasks'.
+LEG_KINDS: tuple[str, ...] = COARSE["upgrade"] + COARSE["verify"]
+
 # resources.sh phase and side for each resource kind (anatomy §7.5).
 RESOURCE_PHASES: dict[str, tuple[str, ...]] = {
     "early-create": ("early_create",),

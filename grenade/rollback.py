@@ -37,27 +37,11 @@ from typing import Any
 from . import dumpdiff
 from .deployers import Command
 from .errors import DeployError
-from .plan import Step
+from .plan import LEG_KINDS, Step
 
 SNAPSHOT = "pre_upgrade"  # the label of the snapshot the snapshot step takes
 AGAIN = "again"  # the leg of the rehearsal's second upgrade
 REVOCATIONS = {"revocation_event"}  # keystone's: rows lost bring revoked tokens back
-# the kinds the rehearsal's second upgrade runs again (the upgrade and verify tasks')
-AGAIN_KINDS = (
-    "save-state",
-    "shutdown",
-    "snapshot",
-    "verify-noapi",
-    "prep-target",
-    "upgrade",
-    "converge",
-    "verify-post",
-    "verify-target",
-)
-
-
-def snapshot_step(grenade_dir: Path) -> Step:
-    return Step("snapshot", "grenade", ("bash", str(grenade_dir / "snapshot"), SNAPSHOT))
 
 
 def _command_step(project: str, command: Command) -> Step:
@@ -94,7 +78,7 @@ def rollback_steps(
 def with_second_upgrade(plan: Sequence[Step]) -> list[Step]:
     """The rehearsal's plan: the upgrade and verify steps again, leg ``again``, after
     the rollback's verification and before destroy."""
-    again = [dataclasses.replace(s, leg=AGAIN) for s in plan if s.kind in AGAIN_KINDS]
+    again = [dataclasses.replace(s, leg=AGAIN) for s in plan if s.kind in LEG_KINDS]
     out: list[Step] = []
     for step in plan:
         if step.kind == "destroy" and again:

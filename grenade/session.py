@@ -24,7 +24,7 @@ from .files import RunLock
 from .hosts import CONTROLLER, Inventory
 from .logs import RunLog
 from .placement import Topology, place
-from .plan import COARSE, PlanInputs, Step, build_plan
+from .plan import LEG_KINDS, PlanInputs, Step, build_plan
 from .record import SetupRecord
 from .rollback import AGAIN, SNAPSHOT, rollback_steps, with_second_upgrade
 from .rundir import Paths
@@ -33,9 +33,6 @@ from .state import RunState
 
 if TYPE_CHECKING:
     from .fleet import Fleet
-
-# the step kinds a later upgrade leg runs again, under ids of their own
-LEG_KINDS = frozenset(COARSE["upgrade"] + COARSE["verify"])
 
 
 def configured_inventory(cfg: GrenadeConfig) -> Inventory:

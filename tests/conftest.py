@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +138,22 @@ def typed_config(**overrides: Any) -> GrenadeConfig:
     """A run configuration for a deployer's context, unvalidated like the mappings
     deployer tests used to pass: the defaults, no configured services, `overrides`."""
     return GrenadeConfig.from_data(merge(DEFAULTS, {"enabled_services": "", **overrides}))
+
+
+@contextlib.contextmanager
+def lite_dir(prefix: str) -> Iterator[Path]:
+    """A directory for real lite clouds that every user can enter (PostgreSQL runs as
+    the postgres user); afterwards every lite tree under it is unstacked, whatever
+    happened, and the directory removed."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    os.chmod(path, 0o755)
+    try:
+        yield path
+    finally:
+        # the target's first: the base's unstack.sh also stops the shared database
+        trees = sorted(path.glob("**/devstack/unstack.sh"), key=lambda p: p.parts[-3] == "old")
+        for unstack in trees:
+            subprocess.run(
+                ["bash", "./unstack.sh"], cwd=unstack.parent, capture_output=True, timeout=120
+            )
+        shutil.rmtree(path, ignore_errors=True)

@@ -10,17 +10,13 @@ refused before anything is touched when a snapshot file is changed or missing.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import invoke
+from conftest import invoke, lite_dir
 
 pytestmark = pytest.mark.slow
 
@@ -32,14 +28,8 @@ ROLLBACK_STEPS = ("check", "loss", "stop", "restore", "start")
 
 @pytest.fixture
 def stack_root() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="grenade-rollback-", dir="/var/tmp"))
-    os.chmod(path, 0o755)
-    yield path / "stack"
-    for side in ("new", "old"):
-        tree = path / "stack" / side / "devstack"
-        if (tree / "unstack.sh").is_file():
-            subprocess.run(["bash", "./unstack.sh"], cwd=tree, capture_output=True, timeout=120)
-    shutil.rmtree(path, ignore_errors=True)
+    with lite_dir("grenade-rollback-") as path:
+        yield path / "stack"
 
 
 def write_config(stack_root: Path, **grenade: Any) -> Path:

@@ -10,17 +10,15 @@ the paths, port and keys of the test.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import invoke
+from conftest import invoke, lite_dir
 from sshd import free_port, running_sshd, skip_without_sshd
 
 from grenade.localnodes import network_env
@@ -37,15 +35,8 @@ STORAGE = {"s-account", "s-container", "s-object"}
 @pytest.fixture
 def base() -> Iterator[Path]:
     skip_without_sshd()
-    path = Path(tempfile.mkdtemp(prefix="grenade-2n-", dir="/var/tmp"))
-    os.chmod(path, 0o755)
-    yield path
-    for root in (path / "controller", path / "storage1"):
-        for side in ("new", "old"):
-            tree = root / side / "devstack"
-            if (tree / "unstack.sh").is_file():
-                subprocess.run(["bash", "./unstack.sh"], cwd=tree, capture_output=True, timeout=120)
-    shutil.rmtree(path, ignore_errors=True)
+    with lite_dir("grenade-2n-") as path:
+        yield path
 
 
 def two_node_config(base: Path, port: int, **extra: Any) -> Path:
