@@ -36,7 +36,7 @@ done
 while IFS=$'\t' read -r _project path copy; do
     [[ -n $path ]] || continue
     rm -rf -- "$path"
-    tar -x -p -f "$SNAP/$copy" -C "$(dirname -- "$path")"
+    tar -x -p --xattrs --xattrs-include='*' --numeric-owner -f "$SNAP/$copy" -C "$(dirname -- "$path")"
 done <"$SNAP/data/paths.tsv"
 
 bash "$OLD/services.sh" start
