@@ -12,7 +12,8 @@ Then, with that config:
    start), resources created, the controller upgraded, the mixed cloud verified
    (the storage servers still on the base release, same processes);
 2. `grenade upgrade --groups subnode`: the storage node upgraded, everything
-   verified again;
+   verified again (`grenade status` after each leg: the steps per host, and what
+   each node's services run, read from their processes);
 3. `grenade destroy`, then both clouds stopped (`grenade clean`), unless --keep.
 
 The sshd stops when the script ends. Exit code: the first failing command's.
@@ -34,7 +35,9 @@ from grenade.localnodes import network_env, running_sshd  # noqa: E402
 
 LEGS = (
     ("setup", "--force", "base", "upgrade", "verify"),
+    ("status",),  # each step and host; what each node's services run, base -> now
     ("upgrade", "--groups", "subnode"),
+    ("status",),
     ("destroy",),
 )
 

@@ -168,14 +168,17 @@ def status_text(session: Session) -> str:
     if not state.is_setup:
         return f"{session.paths.stack_root}: no run set up"
     out = [f"run {state.run_id} on {session.paths.stack_root}"]
-    for step in session.plan():
-        rec = state.steps.get(step.id)
+    planned = [step.id for step in session.plan()]
+    # then the steps of other legs (`upgrade --groups`) the state records
+    for sid in [*planned, *(sid for sid in state.steps if sid not in set(planned))]:
+        rec = state.steps.get(sid)
         status = rec.status if rec else "pending"
         dur = f"{rec.duration:.2f}s" if rec and rec.duration is not None else ""
         hosts = ""
         if rec and len(rec.hosts) > 1:
             hosts = "  " + " ".join(f"{h}={r.status}" for h, r in rec.hosts.items())
-        out.append(f"  {status:8} {dur:>9}  {step.id}{hosts}")
+        out.append(f"  {status:8} {dur:>9}  {sid}{hosts}")
+    out += running_version_lines(session.paths.save_dir)
     if state.failed_step:
         out.append(f"failed at {state.failed_step}; {command_hint('run', '--resume')} continues")
     return "\n".join(out)

@@ -140,6 +140,11 @@ def test_partial_upgrade_leaves_the_storage_node_running_then_completes(base: Pa
             "verify-post/keystone+subnode",
         ):
             assert status.get(sid) == "done", (sid, status)
+        # `status`: both legs' steps, and each node's versions from its processes
+        status_out = check(invoke(config, "status"))
+        assert "upgrade/swift@subnode+subnode" in status_out
+        before, after = at_base["s-object"]["version"], done["s-object"]["version"]
+        assert f"storage1     s-object      {before} -> {after}" in status_out, status_out
         # report.json: each node's versions, read from its processes
         report = json.loads((base / "controller" / "logs" / "report" / "report.json").read_text())
         rows = {(v["host"], v["service"]): v for v in report["versions"]}
