@@ -3,6 +3,7 @@ and how its client programs are found and run."""
 
 from __future__ import annotations
 
+import abc
 import argparse
 import contextlib
 import os
@@ -14,7 +15,7 @@ from typing import Any
 from dbsnap_files import PASSWORD_ENV, SnapError, tail
 
 
-class Backend:
+class Backend(abc.ABC):
     """One database server (or SQLite directory) and the tools that reach it."""
 
     name = ""
@@ -67,26 +68,32 @@ class Backend:
         return out
 
     # Each backend implements these.
+    @abc.abstractmethod
     def probe(self, db: str) -> tuple[bool, str]:
         """Whether db exists, and the server's version."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def dump(self, db: str, dest: Path) -> dict[str, str]:
         """Write db's dump to dest; return the tool's name and version."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def sql_copy(self, db: str, dump: Path, dest: Path) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def restore(self, db: str, dump: Path, record: dict[str, Any]) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def tables(self, db: str) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def values(self, db: str, table: str, columns: list[str]) -> list[list[str]]:
         """Every row of a table the tool knows by name (alembic_version...), as text."""
-        raise NotImplementedError
+        ...
 
     def require(self, db: str) -> str:
         """The server's version; an error naming db when it does not exist."""
