@@ -61,6 +61,7 @@ def main() -> int:
     name, node = remote[0]
     keys = Path(node["key_filename"]).expanduser().parent
     keys.mkdir(parents=True, exist_ok=True)
+    keys.chmod(0o700)  # the node's keys, and its sshd_config with this machine's proxies
     known = Path(data["known_hosts"]).expanduser()
     # the node reaches the package registries as this machine does
     node_env = network_env()

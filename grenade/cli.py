@@ -170,8 +170,11 @@ def _leg_task(name: str, kinds: tuple[str, ...], doc: str) -> Task:
     def body(c, force=False, resume=False, groups=None):
         with _session(c, name) as session:
             leg_kinds = kinds
-            if groups:
-                session.leg_groups = phases.leg_groups(session, groups)
+            if not groups and resume:
+                session.leg_groups = phases.resumed_leg(session)  # the leg that failed
+            if groups or session.leg_groups:
+                if groups:
+                    session.leg_groups = phases.leg_groups(session, groups, resume or force)
                 if name == "upgrade":  # a leg is upgraded, then verified again
                     leg_kinds = kinds + phases.coarse_kinds("verify")
             phases.run_kinds(session, leg_kinds, force=force, resume_failed=resume)

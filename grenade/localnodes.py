@@ -126,6 +126,9 @@ def running_sshd(
     key_type, key_data = (base / "host_ed25519.pub").read_text().split()[:2]
     known_hosts.write_text(f"[{address}]:{port} {key_type} {key_data}\n")
     config = base / "sshd_config"
+    # private: the SetEnv lines may carry a proxy's or an index's credentials
+    config.touch(mode=0o600)
+    config.chmod(0o600)
     config.write_text(
         "\n".join(
             [

@@ -35,10 +35,9 @@ from .deployers.localconf import (
     merge_local_conf,
     render_localrc_auto,
 )
+from .errors import ConfigError
 from .pathmap import PathMap
 from .rundir import localrc_lines
-
-CONF_FILES = ("local.conf", ".localrc.auto")
 
 
 def is_address(host: str) -> bool:
@@ -82,6 +81,12 @@ def own_lines(host: HostConfig, service_host: str | None) -> dict[str, str]:
     own: dict[str, str] = {}
     if is_address(host.host):
         own["HOST_IP"] = host.host
+    elif "HOST_IP" not in dict(host.localrc):
+        # the controller's own would be inherited: the node's services on its address
+        raise ConfigError(
+            f"hosts.{host.name}: host {host.host!r} is not an IP address, so its HOST_IP "
+            f"(where its services bind) is unknown: set hosts.{host.name}.localrc.HOST_IP"
+        )
     if service_host:
         own["SERVICE_HOST"] = service_host
     own.update(dict(host.localrc))

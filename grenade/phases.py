@@ -16,8 +16,9 @@ from .clean import stop_cloud
 from .errors import ConfigError, Interrupted, StateError
 from .events import Observer
 from .interrupts import SetupInterrupts
-from .plan import COARSE, KINDS, RESOURCE_PHASES, format_plan
+from .plan import COARSE, KINDS, LEG_KINDS, RESOURCE_PHASES, format_plan
 from .reports import Reports
+from .rollback import AGAIN
 from .runner import StepRunner
 from .session import Session
 from .setup import ensure_reachable, init_save_dir, run_setup
@@ -93,6 +94,11 @@ def rollback(session: Session, force: bool = False, resume_failed: bool = False)
     """`invoke rollback`: the rollback's steps, whatever state the upgrade was left in
     (a failed one too: that is what a rollback is for), then what it lost."""
     ensure_setup(session)
+    if not session.can_roll_back(session.setup):
+        raise StateError(
+            f"rollback: the {session.deployer.name} deployer cannot stop one release's "
+            "services and start another's yet (the lite deployer can); nothing was touched"
+        )
     if session.state.status("snapshot/grenade") != "done":
         raise StateError(
             "rollback: no snapshot was taken in this run (the snapshot step runs after "
@@ -108,6 +114,12 @@ def rollback(session: Session, force: bool = False, resume_failed: bool = False)
             resume_failed=resume_failed or bool(failed and not failed.startswith("rollback/")),
             check_order=False,
         )
+        # the cloud is the base's again: its upgrade is to be done again, not resumed
+        state = session.state
+        state.forget(
+            sid for sid in list(state.steps) if sid.split("/")[0] in LEG_KINDS and "+" not in sid
+        )
+        state.save()
     finally:
         session.say(summary_text(session))
 
@@ -135,6 +147,9 @@ def run(
         setup(session, force=True)
     else:
         ensure_setup(session)
+    if session.rehearse and not session.state.intent.get("rehearse"):
+        session.state.intent["rehearse"] = True  # its resumes rehearse too
+        session.state.save()
     try:
         run_kinds(
             session,
@@ -163,8 +178,10 @@ def print_plan(session: Session) -> None:
     session.console.write(format_plan(session.plan(), session.inventory) + "\n")
 
 
-def leg_groups(session: Session, text: str) -> tuple[str, ...]:
-    """`--groups a,b`: groups of the configured hosts, each once."""
+def leg_groups(session: Session, text: str, again_ok: bool = False) -> tuple[str, ...]:
+    """`--groups a,b`: groups of the configured hosts, each once, none upgraded yet
+    unless `again_ok` (--resume, --force of that leg); the configured upgrade_groups
+    themselves: the first leg."""
     groups = tuple(dict.fromkeys(g.strip() for g in text.split(",") if g.strip()))
     if not session.cfg.hosts:
         raise ConfigError("--groups needs hosts and groups in the configuration (grenade.hosts)")
@@ -175,7 +192,26 @@ def leg_groups(session: Session, text: str) -> tuple[str, ...]:
             f"--groups {text!r}: no group {', '.join(unknown) or '(empty)'} "
             f"(groups: {', '.join(known)})"
         )
+    if set(groups) == set(session.cfg.upgrade_groups):
+        return tuple(session.cfg.upgrade_groups)
+    if AGAIN in groups:
+        raise ConfigError(f"--groups: {AGAIN!r} names the rollback rehearsal's leg")
+    done = {*session.cfg.upgrade_groups, *([] if again_ok else session.done_legs())}
+    twice = [g for g in groups if g in done]
+    if twice:
+        raise ConfigError(
+            f"--groups {text!r}: {', '.join(twice)} upgraded already (upgrade_groups: "
+            f"{', '.join(session.cfg.upgrade_groups)}; later legs: "
+            f"{', '.join(session.done_legs()) or 'none'})"
+        )
     return groups
+
+
+def resumed_leg(session: Session) -> tuple[str, ...]:
+    """The later leg a failed `upgrade --groups` stopped in, for its `--resume`."""
+    failed = session.state.failed_step or ""
+    _, plus, leg = failed.partition("+")
+    return tuple(leg.split("+")) if plus and leg != AGAIN else ()
 
 
 def coarse_kinds(name: str) -> tuple[str, ...]:

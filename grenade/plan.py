@@ -149,6 +149,8 @@ class PlanInputs:
     versions: tuple[str, ...] | None = None
     # the rollback's own steps (grenade.rollback), when a rollback is asked for
     rollback: tuple[Step, ...] = ()
+    # the rollback's snapshot after shutdown: where the deployer can roll back
+    snapshot: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -226,6 +228,8 @@ def _snapshot_steps(
     (grenade.rollback)."""
     if kind == "snapshot":
         steps = _hook_steps(kind, ordered, "snapshot.sh", ("pre_upgrade",), "base")
+        if not inp.snapshot:
+            return steps
         # after the projects' own: it takes what they wrote into the manifest
         snapshot = ("bash", str(inp.grenade_dir / "snapshot"), "pre_upgrade")
         return [*steps, Step(kind, "grenade", snapshot)]

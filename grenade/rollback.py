@@ -156,7 +156,7 @@ def leg_lines(step_ids: Sequence[str], durations: Sequence[float]) -> list[str]:
     """The summary's line per later leg (`+again`, `+subnode`): its steps and time."""
     legs: dict[str, list[float]] = {}
     for sid, took in zip(step_ids, durations, strict=True):
-        _, plus, leg = sid.rpartition("+")
+        _, plus, leg = sid.partition("+")
         if plus:
             legs.setdefault(leg, []).append(took)
     return [

@@ -212,6 +212,7 @@ class Session:
                 target_devstack=str(self.paths.target_devstack),
                 versions=self._reading(setup),
                 rollback=tuple(self._rollback_steps(setup)),
+                snapshot=self.can_roll_back(setup),
             )
         )
         if self.wants_second_upgrade():
@@ -235,15 +236,25 @@ class Session:
             if (s.kind, s.project) != ("snapshot", "grenade")
         ]
 
+    def rehearsing(self) -> bool:
+        """`run --rehearse-rollback`, now or when the run was started (its resumes)."""
+        return self.rehearse or bool(self.state.intent.get("rehearse"))
+
     def wants_rollback(self) -> bool:
         """A rollback was asked for, now or by the run this state records."""
-        return self.rollback_requested or self.rehearse or self._recorded("rollback/")
+        return self.rollback_requested or self.rehearsing() or self._recorded("rollback/")
 
     def wants_second_upgrade(self) -> bool:
-        return self.rehearse or self._recorded("", f"+{AGAIN}")
+        return self.rehearsing() or self._recorded("", f"+{AGAIN}")
 
     def _recorded(self, prefix: str, suffix: str = "") -> bool:
         return any(sid.startswith(prefix) and sid.endswith(suffix) for sid in self.state.steps)
+
+    def can_roll_back(self, setup: SetupRecord) -> bool:
+        """The deployer can start one release's services: a snapshot is worth taking
+        (a devstack job's would copy gigabytes for a rollback nobody can run)."""
+        ctx = self.deploy_context(setup)
+        return self.deployer.services(ctx, "base", "start") is not None
 
     def _rollback_steps(self, setup: SetupRecord) -> list[Step]:
         if not self.wants_rollback():
@@ -269,8 +280,18 @@ class Session:
         return tuple(self.leg_groups)
 
     def upgraded_groups(self) -> tuple[str, ...]:
-        """Every group an upgrade leg touches up to this one."""
-        return tuple(dict.fromkeys([*self.cfg.upgrade_groups, *self.leg]))
+        """Every group an upgrade leg touched so far: the configured leg's, the earlier
+        `--groups` legs' (their upgrade steps done), this one's."""
+        return tuple(dict.fromkeys([*self.cfg.upgrade_groups, *self.done_legs(), *self.leg]))
+
+    def done_legs(self) -> list[str]:
+        """The groups of the later legs whose upgrade steps are done."""
+        groups: list[str] = []
+        for sid, rec in self.state.steps.items():
+            _, plus, leg = sid.partition("+")
+            if plus and leg != AGAIN and sid.startswith("upgrade/") and rec.status == "done":
+                groups += leg.split("+")
+        return groups
 
     @functools.cached_property
     def fleet(self) -> Fleet | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -218,3 +219,7 @@ def init_save_dir(session: Session) -> None:
     private_file(store.lock_path, owner)  # made by the first locker, with its umask
     store.clear()
     (save / "resource-results.jsonl").unlink(missing_ok=True)
+    # what a previous run left that this one's reports would read as its own
+    (save / "service-versions.json").unlink(missing_ok=True)
+    for name in ("dumps", "snapshots", "rollback"):
+        shutil.rmtree(save / name, ignore_errors=True)

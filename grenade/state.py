@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,9 @@ class RunState:
     setup: SetupRecord | None = None
     steps: dict[str, StepRecord] = field(default_factory=dict)
     failed_step: str | None = None
+    # what the run was started to do beyond the plain flow, for its resumes:
+    # {"rehearse": true} (run --rehearse-rollback)
+    intent: dict[str, Any] = field(default_factory=dict)
     _dirty: set[str] = field(default_factory=set, repr=False)
     _encoded: dict[str, str] = field(default_factory=dict, repr=False)
     _setup_json: tuple[SetupRecord | None, str] = field(default=(None, "null"), repr=False)
@@ -234,6 +238,7 @@ class RunState:
             setup=SetupRecord.from_dict(raw["setup"]) if raw.get("setup") else None,
             steps={k: StepRecord.decode(v) for k, v in raw.get("steps", {}).items()},
             failed_step=raw.get("failed_step"),
+            intent=raw.get("intent") or {},
         )
 
     def _render(self) -> str:
@@ -254,6 +259,7 @@ class RunState:
                 "run_id": self.run_id,
                 "fingerprint": self.fingerprint,
                 "failed_step": self.failed_step,
+                "intent": self.intent,
             },
             separators=(",", ":"),
         )
@@ -320,8 +326,18 @@ class RunState:
         self.setup = None
         self.steps = {}
         self.failed_step = None
+        self.intent = {}
         self._dirty.clear()
         self._encoded.clear()
+
+    def forget(self, step_ids: Iterable[str]) -> None:
+        """Drop these steps' records: they are to run again (after a rollback)."""
+        for step_id in list(step_ids):
+            self.steps.pop(step_id, None)
+            self._encoded.pop(step_id, None)
+            self._dirty.discard(step_id)
+            if self.failed_step == step_id:
+                self.failed_step = None
 
     def record(self, step_id: str) -> StepRecord:
         """The step's record, to be changed by the caller and written by `save()`."""

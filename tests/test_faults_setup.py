@@ -172,7 +172,7 @@ def test_lite_tree_needs_postgresql_clients(tmp_path, monkeypatch):
     # pg_dump up on the hooks' PATH (lite's bin dirs only join PATH inside stackrc's
     # subshell); where the machine has them, as the lite runs here, nothing is said.
     session = _db_session(tmp_path, "lite", str(LITE_TREE))
-    if all(shutil.which(p) for p in ("psql", "pg_dump", "timeout")):
+    if all(shutil.which(p) for p in ("psql", "pg_dump", "pg_restore")):
         check_db_clients(ALPHA_RECORD, session)
         assert session.console.getvalue() == ""
     path = path_without(tmp_path / "bin", {"psql", "pg_dump"})

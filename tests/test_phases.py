@@ -133,8 +133,7 @@ def test_plan_prints_every_step_and_runs_no_hook(run_yaml):
         "verify-pre",
         "save-state",
         "shutdown",
-        "snapshot",
-        "snapshot",  # the project's snapshot.sh, then the rollback's snapshot (grenade)
+        "snapshot",  # the project's snapshot.sh (no rollback's: the external deployer)
         "verify-noapi",
         "verify-noapi",
         "prep-target",

@@ -141,7 +141,7 @@ def test_failed_run_junit_json_and_message(failed_run):
     assert report["outcome"] == "failed"
     (err,) = report["errors"]
     assert err["step"] == "verify-post/vault" and err["host"] == "local"
-    assert err["exit_code"] == 1 and err["log"].endswith("015-verify-post_vault@local.log")
+    assert err["exit_code"] == 1 and err["log"].endswith("014-verify-post_vault@local.log")
     assert [c["resource"] for c in err["failed_checks"]] == ["door"]
     got = cases(config)
     step = got[("verify.verify-post", "vault")]
@@ -198,10 +198,10 @@ def test_html_renders_in_chromium(failed_run, tmp_path):
     dom = check_html_renders(html, tmp_path / "report.png")
     assert dom.index('id="failure"') < dom.index('id="timeline"')  # the failure first
     assert "FAIL vault door: the door stays shut" in dom
-    assert dom.count('class="bar ') == 15  # the steps that ran, the failed one included
+    assert dom.count('class="bar ') == 14  # the steps that ran, the failed one included
     assert '<td class="fail">FAIL</td>' in dom and '<td class="missing">missing</td>' in dom
-    assert 'href="../steps/015-verify-post_vault%40local.log"' in dom
-    assert (html.parent / "../steps/015-verify-post_vault@local.log").exists()
+    assert 'href="../steps/014-verify-post_vault%40local.log"' in dom
+    assert (html.parent / "../steps/014-verify-post_vault@local.log").exists()
     assert SECRET not in dom
 
 
