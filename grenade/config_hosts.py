@@ -223,16 +223,11 @@ class HostConfig:
     port: int | None = None  # None: ~/.ssh/config's, else 22
     key_filename: str | None = None  # added to ~/.ssh/config's IdentityFile
     # the node's own local.conf assignments, over the run's (grenade.nodeconf)
-    localrc: tuple[tuple[str, str], ...] = ()
+    localrc: tuple[tuple[str, object], ...] = ()  # values as given: localrc_lines quotes them
 
     @property
     def is_local(self) -> bool:
         return self.host == LOCAL
-
-
-def _scalar(value: Any) -> str:
-    # YAML's true/false become devstack's True/False, as the run's localrc has them
-    return str(value) if not isinstance(value, bool) else ("True" if value else "False")
 
 
 def hosts_from_data(data: Mapping[str, Any]) -> dict[str, HostConfig]:
@@ -249,7 +244,7 @@ def hosts_from_data(data: Mapping[str, Any]) -> dict[str, HostConfig]:
             key_filename=os.path.expanduser(entry["key_filename"])
             if entry.get("key_filename")
             else None,
-            localrc=tuple((k, _scalar(v)) for k, v in (entry.get("localrc") or {}).items()),
+            localrc=tuple((entry.get("localrc") or {}).items()),
         )
         for name, entry in data["hosts"].items()
     }

@@ -76,9 +76,9 @@ def controller_address(controller_conf: str, controller: HostConfig | None) -> s
     return None
 
 
-def own_lines(host: HostConfig, service_host: str | None) -> dict[str, str]:
+def own_lines(host: HostConfig, service_host: str | None) -> dict[str, object]:
     """The node's assignments over the controller's configuration."""
-    own: dict[str, str] = {}
+    own: dict[str, object] = {}
     if is_address(host.host):
         own["HOST_IP"] = host.host
     elif "HOST_IP" not in dict(host.localrc):

@@ -206,7 +206,7 @@ def render_local_conf(
     return "\n".join(out) + "\n"
 
 
-def local_controller_localrc(ctx: DeployContext) -> dict[str, str]:
+def local_controller_localrc(ctx: DeployContext) -> dict[str, object]:
     """``hosts.X.localrc`` of the controller when it is this machine, whose trees are
     the ones configured here (a remote node's: grenade.nodeconf)."""
     for host in ctx.config.hosts.values():
